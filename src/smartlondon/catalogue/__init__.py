@@ -1,0 +1,1 @@
+"""The London Datastore: datasets, resources, search and download."""

@@ -1,0 +1,85 @@
+"""The search index: full text and facet rows, written in the dataset's own transaction.
+
+SQLite keeps the text in the FTS5 table ``dataset_fts`` (rowid = dataset id); PostgreSQL keeps a
+weighted ``tsvector`` on the dataset row (title A, keywords B, description C). Facet rows go in
+``dataset_facet``. Nothing here commits: the caller's transaction makes the index and the data
+change together, so they cannot drift. ``rebuild`` recreates everything from the tables.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy.orm import Session
+
+from ..core.reference import format_group
+from .models import Dataset, DatasetFacet
+
+FACETS = ("publisher", "keyword", "format", "licence", "frequency", "borough", "theme")
+
+
+def facet_rows(ds: Dataset) -> list[dict[str, object]]:
+    """The (facet, value) rows of one dataset."""
+    values: set[tuple[str, str]] = {
+        ("publisher", ds.organisation.slug if ds.organisation else ""),
+        ("licence", ds.licence_id),
+        ("frequency", ds.frequency),
+    }
+    values.update(("keyword", k.keyword) for k in ds.keywords)
+    values.update(("theme", t.theme) for t in ds.themes)
+    values.update(("borough", a.gss_code) for a in ds.areas)
+    values.update(("format", format_group(r.format)) for r in ds.resources)
+    return [{"facet": f, "value": v[:100], "dataset_id": ds.id} for f, v in sorted(values) if v]
+
+
+def index_dataset(session: Session, ds: Dataset) -> None:
+    """(Re)write the index entries of one dataset; deleted datasets are removed."""
+    session.flush()
+    unindex_dataset(session, ds.id)
+    if ds.state == "deleted":
+        return
+    keywords = " ".join(k.keyword for k in ds.keywords)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            update(Dataset).where(Dataset.id == ds.id).values(search_vector=func.setweight(
+                func.to_tsvector("english", ds.title), "A").op("||")(
+                func.setweight(func.to_tsvector("english", keywords), "B")).op("||")(
+                func.setweight(func.to_tsvector("english", ds.description or ""), "C")))
+            .execution_options(synchronize_session=False)
+        )
+    else:
+        session.execute(
+            text("INSERT INTO dataset_fts(rowid, title, keywords, description) VALUES (:id, :t, :k, :d)"),
+            {"id": ds.id, "t": ds.title, "k": keywords, "d": ds.description or ""},
+        )
+    rows = facet_rows(ds)
+    if rows:
+        session.execute(insert(DatasetFacet), rows)
+
+
+def unindex_dataset(session: Session, dataset_id: int) -> None:
+    """Remove one dataset from the index."""
+    session.execute(delete(DatasetFacet).where(DatasetFacet.dataset_id == dataset_id))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(update(Dataset).where(Dataset.id == dataset_id).values(search_vector=None)
+                        .execution_options(synchronize_session=False))
+    else:
+        session.execute(text("DELETE FROM dataset_fts WHERE rowid = :id"), {"id": dataset_id})
+
+
+def rebuild(session: Session, batch: int = 500, progress=None) -> int:  # type: ignore[no-untyped-def]
+    """Recreate the whole index from the catalogue tables; returns the number of datasets indexed."""
+    session.execute(delete(DatasetFacet))
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(text("DELETE FROM dataset_fts"))
+    ids = list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
+    count = 0
+    for start in range(0, len(ids), batch):
+        chunk = ids[start:start + batch]
+        for ds in session.scalars(select(Dataset).where(Dataset.id.in_(chunk))):
+            index_dataset(session, ds)
+            count += 1
+        session.flush()
+        session.expunge_all()
+        if progress:
+            progress(len(chunk))
+    return count

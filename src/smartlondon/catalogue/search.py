@@ -1,0 +1,263 @@
+"""Catalogue search: full text with field weights, phrases, prefixes, facets, sorting, paging.
+
+The query language is what people type into a search box:
+``air quality`` (both words), ``"air quality"`` (the phrase), ``transp*`` (a prefix),
+``crime OR police`` (either), ``-covid`` (without). Filters select facet values; several values
+of one facet mean any of them, different facets must all match.
+
+One search is three statements, whatever the page size: the page of ids, the total, and the
+facet counts, then one batch load of the page's datasets. No per-result queries.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..core.accounts import Actor
+from .index import FACETS
+from .models import Dataset, DatasetFacet
+
+SORTS = ("relevance", "updated", "title", "created")
+MAX_PAGE_SIZE = 1000
+_TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Term:
+    """One search term: a word, a prefix or a phrase."""
+
+    text: str
+    phrase: bool = False
+    prefix: bool = False
+
+
+@dataclass
+class ParsedQuery:
+    """A query as clauses that must all match; each clause is a list of alternatives."""
+
+    clauses: list[list[Term]] = field(default_factory=list)
+    excluded: list[Term] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        """True if there is nothing to match."""
+        return not self.clauses and not self.excluded
+
+
+def parse_query(q: str) -> ParsedQuery:
+    """Parse what a person typed into terms; never fails, whatever the input."""
+    parsed = ParsedQuery()
+    pending_or = False
+    for match in _TOKEN.finditer(q or ""):
+        neg, phrase, raw = match.group(1), match.group(2), match.group(3)
+        term: Term | None = None
+        negated = bool(neg)
+        if phrase is not None:
+            words = _WORD.findall(phrase)
+            if words:
+                term = Term(" ".join(words).lower(), phrase=len(words) > 1)
+        else:
+            if raw == "OR" and parsed.clauses:
+                pending_or = True
+                continue
+            if raw.startswith("-") and len(raw) > 1:
+                negated, raw = True, raw[1:]
+            prefix = raw.endswith("*")
+            words = _WORD.findall(raw)
+            if not words:
+                continue
+            if len(words) > 1:
+                term = Term(" ".join(words).lower(), phrase=True)
+            else:
+                term = Term(words[0].lower(), prefix=prefix)
+        if term is None:
+            continue
+        if negated:
+            parsed.excluded.append(term)
+        elif pending_or:
+            parsed.clauses[-1].append(term)
+        else:
+            parsed.clauses.append([term])
+        pending_or = False
+    return parsed
+
+
+# --- SQLite FTS5 -----------------------------------------------------------------------------
+
+def _fts5_term(term: Term) -> str:
+    quoted = '"' + term.text.replace('"', '""') + '"'
+    return quoted + "*" if term.prefix else quoted
+
+
+def fts5_expression(terms: list[list[Term]]) -> str:
+    """An FTS5 MATCH expression for clauses of alternatives."""
+    parts = []
+    for clause in terms:
+        alts = [_fts5_term(t) for t in clause]
+        parts.append(alts[0] if len(alts) == 1 else "(" + " OR ".join(alts) + ")")
+    return " AND ".join(parts)
+
+
+# --- PostgreSQL tsquery ------------------------------------------------------------------------
+
+def _pg_term(term: Term) -> ColumnElement[Any]:
+    if term.phrase:
+        return func.phraseto_tsquery("english", term.text)
+    if term.prefix:
+        lexeme = re.sub(r"[^\w]", "", term.text)
+        return func.to_tsquery("simple", lexeme + ":*")
+    return func.plainto_tsquery("english", term.text)
+
+
+def pg_tsquery(terms: list[list[Term]]) -> ColumnElement[Any]:
+    """A tsquery for clauses of alternatives."""
+    combined = None
+    for clause in terms:
+        alt = None
+        for term in clause:
+            expr = _pg_term(term)
+            alt = expr if alt is None else alt.op("||")(expr)
+        combined = alt if combined is None else combined.op("&&")(alt)
+    assert combined is not None
+    return combined
+
+
+# --- the search itself --------------------------------------------------------------------------
+
+@dataclass
+class SearchRequest:
+    """What to search for: text, facet filters, sort and page."""
+
+    q: str = ""
+    filters: dict[str, list[str]] = field(default_factory=dict)
+    sort: str = ""
+    page: int = 1
+    page_size: int = 20
+    bbox: list[float] | None = None
+    facet_limit: int = 50
+    include_facets: bool = True
+
+    @property
+    def effective_sort(self) -> str:
+        """The sort in force: relevance for text searches, recently updated otherwise."""
+        if self.sort in SORTS and not (self.sort == "relevance" and not self.q.strip()):
+            return self.sort
+        return "relevance" if parse_query(self.q).clauses else "updated"
+
+
+@dataclass
+class SearchResult:
+    """A page of datasets, the total, and the facet counts of the whole result."""
+
+    request: SearchRequest
+    total: int
+    datasets: list[Dataset]
+    facets: dict[str, list[tuple[str, int]]]
+
+    @property
+    def pages(self) -> int:
+        """How many pages there are."""
+        return max(1, -(-self.total // self.request.page_size))
+
+
+def _visibility(actor: Actor) -> ColumnElement[bool]:
+    if actor.is_sysadmin:
+        return Dataset.state != "deleted"
+    public = and_(Dataset.state == "active", Dataset.private.is_(False))
+    member_of = list(actor.roles)
+    if member_of:
+        return or_(public, and_(Dataset.state != "deleted", Dataset.organisation_id.in_(member_of)))
+    return public
+
+
+def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select[Any]:
+    """The statement selecting (id, score) of every visible dataset that matches the request."""
+    parsed = parse_query(request.q)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    conditions: list[ColumnElement[bool]] = [_visibility(actor)]
+    score: ColumnElement[Any] = literal_column("0")
+    from_fts = None
+    if parsed.clauses:
+        if postgres:
+            tsq = pg_tsquery(parsed.clauses)
+            conditions.append(Dataset.search_vector.op("@@")(tsq))
+            score = -func.ts_rank(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), Dataset.search_vector, tsq)
+        else:
+            from_fts = (select(literal_column("rowid").label("id"),
+                               literal_column("bm25(dataset_fts, 10.0, 5.0, 1.0)").label("score"))
+                        .select_from(text("dataset_fts"))
+                        .where(text("dataset_fts MATCH :fts").bindparams(fts=fts5_expression(parsed.clauses)))
+                        .subquery("fts"))
+            score = from_fts.c.score
+    for term in parsed.excluded:
+        if postgres:
+            conditions.append(~Dataset.search_vector.op("@@")(pg_tsquery([[term]])))
+        else:
+            excluded = (select(literal_column("rowid")).select_from(text("dataset_fts"))
+                        .where(text(f"dataset_fts MATCH :ex{len(conditions)}")
+                               .bindparams(**{f"ex{len(conditions)}": fts5_expression([[term]])})))
+            conditions.append(Dataset.id.notin_(excluded))
+    for facet, values in request.filters.items():
+        values = [v for v in values if v]
+        if facet not in FACETS or not values:
+            continue
+        conditions.append(Dataset.id.in_(
+            select(DatasetFacet.dataset_id).where(DatasetFacet.facet == facet, DatasetFacet.value.in_(values))))
+    if request.bbox:
+        west, south, east, north = request.bbox
+        conditions.append(and_(Dataset.bbox_west <= east, Dataset.bbox_east >= west,
+                               Dataset.bbox_south <= north, Dataset.bbox_north >= south))
+    if from_fts is not None:
+        stmt = select(Dataset.id, score.label("score")).join(from_fts, from_fts.c.id == Dataset.id)
+    else:
+        stmt = select(Dataset.id, score.label("score"))
+    return stmt.where(*conditions)
+
+
+def _order(request: SearchRequest, hits: Any) -> list[Any]:
+    sort = request.effective_sort
+    if sort == "relevance":
+        return [hits.c.score, hits.c.modified.desc(), hits.c.id]
+    if sort == "title":
+        return [hits.c.title_sort, hits.c.id]
+    if sort == "created":
+        return [hits.c.created.desc(), hits.c.id.desc()]
+    return [hits.c.modified.desc(), hits.c.id.desc()]
+
+
+def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResult:
+    """Run a search: one page of datasets, the total and the facet counts."""
+    request.page_size = max(1, min(request.page_size, MAX_PAGE_SIZE))
+    request.page = max(1, request.page)
+    stmt = hits_query(session, actor, request)
+    stmt = stmt.add_columns(Dataset.modified, Dataset.title_sort, Dataset.created)
+    hits = stmt.cte("hits")
+    page_ids = list(session.scalars(
+        select(hits.c.id).order_by(*_order(request, hits))
+        .limit(request.page_size).offset((request.page - 1) * request.page_size)))
+    total = session.scalar(select(func.count()).select_from(hits)) or 0
+    facets: dict[str, list[tuple[str, int]]] = {}
+    if request.include_facets and total:
+        counts = session.execute(
+            select(DatasetFacet.facet, DatasetFacet.value, func.count())
+            .where(DatasetFacet.dataset_id.in_(select(hits.c.id)))
+            .group_by(DatasetFacet.facet, DatasetFacet.value))
+        for facet, value, n in counts:
+            facets.setdefault(facet, []).append((value, n))
+        for facet in facets:
+            facets[facet].sort(key=lambda item: (-item[1], item[0]))
+            facets[facet] = facets[facet][: request.facet_limit]
+    datasets: list[Dataset] = []
+    if page_ids:
+        loaded = {d.id: d for d in session.scalars(select(Dataset).where(Dataset.id.in_(page_ids)))}
+        datasets = [loaded[i] for i in page_ids if i in loaded]
+    return SearchResult(request, total, datasets, facets)
+
+

@@ -1,0 +1,1 @@
+"""The platform's core: database, migrations, accounts, audit log, storage, errors, pages."""

@@ -1,0 +1,7 @@
+"""Imports every capability's tables so that the metadata is complete."""
+
+
+def load_all_models() -> None:
+    """Import every models module (for migrations and ``create_all`` in tests)."""
+    from .catalogue import models as _catalogue  # noqa: F401
+    from .core import models as _core  # noqa: F401

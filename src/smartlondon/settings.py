@@ -1,0 +1,95 @@
+"""Every setting of the platform, read from ``SMARTLONDON_*`` environment variables.
+
+With nothing set, the platform runs embedded: SQLite and files under ``./var``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+_GB = 1024**3
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(f"SMARTLONDON_{name}")
+    return value if value not in (None, "") else default
+
+
+def _parse_size(text: str) -> int:
+    """Parse a byte size such as ``5GB``, ``200MB``, ``1024`` into bytes."""
+    units = {"kb": 1024, "mb": 1024**2, "gb": _GB, "tb": 1024**4, "b": 1}
+    cleaned = text.strip().lower().replace(" ", "")
+    for suffix, factor in units.items():
+        if cleaned.endswith(suffix) and cleaned[: -len(suffix)].replace(".", "", 1).isdigit():
+            return int(float(cleaned[: -len(suffix)]) * factor)
+    if cleaned.isdigit():
+        return int(cleaned)
+    raise ValueError(f"not a byte size: {text!r} (use e.g. 5GB, 200MB or a number of bytes)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The platform's configuration; build one with :meth:`from_env`."""
+
+    data_dir: Path = Path("var")
+    database_url: str = ""
+    secret_key: str = ""
+    site_name: str = "London Datastore"
+    base_url: str = "http://127.0.0.1:8000"
+    max_upload_bytes: int = 5 * _GB
+    preview_rows: int = 100
+    page_size: int = 20
+    log_level: str = "INFO"
+    secure_cookies: bool = False
+    token_days: int = 365
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """Read the settings from the ``SMARTLONDON_*`` environment variables."""
+        data_dir = Path(_env("DATA_DIR", "var")).expanduser()
+        settings = cls(
+            data_dir=data_dir,
+            database_url=_env("DATABASE_URL", "") or "",
+            secret_key=_env("SECRET_KEY", "") or "",
+            site_name=_env("SITE_NAME", cls.site_name) or cls.site_name,
+            base_url=(_env("BASE_URL", cls.base_url) or cls.base_url).rstrip("/"),
+            max_upload_bytes=_parse_size(_env("MAX_UPLOAD", "5GB") or "5GB"),
+            preview_rows=int(_env("PREVIEW_ROWS", "100") or 100),
+            page_size=int(_env("PAGE_SIZE", "20") or 20),
+            log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
+            secure_cookies=(_env("SECURE_COOKIES", "0") or "0").lower() in {"1", "true", "yes"},
+            token_days=int(_env("TOKEN_DAYS", "365") or 365),
+        )
+        return settings.resolved()
+
+    def resolved(self) -> "Settings":
+        """Fill in the defaults that depend on the data directory."""
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'smartlondon.db').as_posix()}"
+        key = self.secret_key or _stored_secret(self.data_dir)
+        return replace(self, database_url=url, secret_key=key)
+
+    @property
+    def files_dir(self) -> Path:
+        """Where uploaded files are stored."""
+        return self.data_dir / "files"
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True when the database is SQLite (the embedded default)."""
+        return self.database_url.startswith("sqlite")
+
+
+def _stored_secret(data_dir: Path) -> str:
+    """Return the secret key kept in ``<data_dir>/secret_key``, creating it on first use."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(key)
+    return key
