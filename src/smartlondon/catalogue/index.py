@@ -8,12 +8,17 @@ change together, so they cannot drift. ``rebuild`` recreates everything from the
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.reference import format_group
 from .models import Dataset, DatasetFacet
 
+_PG_VECTOR = text(
+    "UPDATE dataset SET search_vector = setweight(to_tsvector('english', :t), 'A') || "
+    "setweight(to_tsvector('english', :k), 'B') || setweight(to_tsvector('english', :d), 'C') "
+    "WHERE id = :id"
+)
 FACETS = ("publisher", "keyword", "format", "licence", "frequency", "borough", "theme")
 
 
@@ -39,13 +44,7 @@ def index_dataset(session: Session, ds: Dataset) -> None:
         return
     keywords = " ".join(k.keyword for k in ds.keywords)
     if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            update(Dataset).where(Dataset.id == ds.id).values(search_vector=func.setweight(
-                func.to_tsvector("english", ds.title), "A").op("||")(
-                func.setweight(func.to_tsvector("english", keywords), "B")).op("||")(
-                func.setweight(func.to_tsvector("english", ds.description or ""), "C")))
-            .execution_options(synchronize_session=False)
-        )
+        session.execute(_PG_VECTOR, {"id": ds.id, "t": ds.title, "k": keywords, "d": ds.description or ""})
     else:
         session.execute(
             text("INSERT INTO dataset_fts(rowid, title, keywords, description) VALUES (:id, :t, :k, :d)"),
@@ -66,18 +65,37 @@ def unindex_dataset(session: Session, dataset_id: int) -> None:
         session.execute(text("DELETE FROM dataset_fts WHERE rowid = :id"), {"id": dataset_id})
 
 
-def rebuild(session: Session, batch: int = 500, progress=None) -> int:  # type: ignore[no-untyped-def]
+def index_many(session: Session, datasets: list[Dataset]) -> None:
+    """Index many datasets at once (bulk statements); they must not be in the index already."""
+    live = [ds for ds in datasets if ds.state != "deleted"]
+    if not live:
+        return
+    texts = [{"id": ds.id, "t": ds.title, "k": " ".join(k.keyword for k in ds.keywords),
+              "d": ds.description or ""} for ds in live]
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_PG_VECTOR, texts)
+    else:
+        session.execute(text("INSERT INTO dataset_fts(rowid, title, keywords, description) "
+                             "VALUES (:id, :t, :k, :d)"), texts)
+    rows = [row for ds in live for row in facet_rows(ds)]
+    if rows:
+        session.execute(insert(DatasetFacet), rows)
+
+
+def rebuild(session: Session, batch: int = 2000, progress=None) -> int:  # type: ignore[no-untyped-def]
     """Recreate the whole index from the catalogue tables; returns the number of datasets indexed."""
     session.execute(delete(DatasetFacet))
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(update(Dataset).values(search_vector=None).execution_options(synchronize_session=False))
+    else:
         session.execute(text("DELETE FROM dataset_fts"))
     ids = list(session.scalars(select(Dataset.id).order_by(Dataset.id)))
     count = 0
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
-        for ds in session.scalars(select(Dataset).where(Dataset.id.in_(chunk))):
-            index_dataset(session, ds)
-            count += 1
+        datasets = list(session.scalars(select(Dataset).where(Dataset.id.in_(chunk))))
+        index_many(session, datasets)
+        count += sum(1 for ds in datasets if ds.state != "deleted")
         session.flush()
         session.expunge_all()
         if progress:

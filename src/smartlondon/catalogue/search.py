@@ -261,3 +261,26 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
     return SearchResult(request, total, datasets, facets)
 
 
+
+
+def request_from_params(params: Any, default_page_size: int = 20) -> SearchRequest:
+    """A search request from query parameters (``q``, facet names, ``sort``, ``page``, ``page_size``, ``bbox``).
+
+    Unknown parameters are ignored; bad numbers fall back to the defaults rather than failing.
+    """
+    def number(name: str, default: int) -> int:
+        try:
+            return int(params.get(name) or default)
+        except (TypeError, ValueError):
+            return default
+
+    filters = {facet: [v for v in params.getlist(facet) if v] for facet in FACETS if params.getlist(facet)}
+    bbox = None
+    if params.get("bbox"):
+        try:
+            parts = [float(p) for p in str(params.get("bbox")).split(",")]
+            bbox = parts if len(parts) == 4 else None
+        except ValueError:
+            bbox = None
+    return SearchRequest(q=(params.get("q") or "")[:500], filters=filters, sort=params.get("sort") or "",
+                         page=number("page", 1), page_size=number("page_size", default_page_size), bbox=bbox)

@@ -256,6 +256,11 @@ def clean_dataset(session: Session, data: dict[str, Any], existing: Dataset | No
 
 # --- writing -----------------------------------------------------------------------------
 
+def check_can_publish(actor: Actor, ds: Dataset) -> None:
+    """Raise 401/403 unless the actor may change this dataset."""
+    _check_can_publish(actor, ds.organisation)
+
+
 def _check_can_publish(actor: Actor, org: Organisation) -> None:
     require_authenticated(actor)
     if not actor.can_edit(org.id):

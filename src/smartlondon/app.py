@@ -1,0 +1,153 @@
+"""The ASGI application: one app, each capability mounting its routers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.sessions import SessionMiddleware
+
+from . import __version__
+from .core import migrate
+from .core.db import Database
+from .core.errors import BadRequest, NotFound, PlatformError
+from .core.observability import (
+    REGISTRY,
+    JsonSuffixMiddleware,
+    ObservabilityMiddleware,
+    SecurityHeadersMiddleware,
+    configure_logging,
+)
+from .core.storage import LocalStorage
+from .core.web import error_response
+from .settings import Settings
+from .web.templating import make_environment
+
+STATIC = Path(__file__).parent / "web" / "static"
+CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.core")
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None,
+               check_schema: bool = True) -> FastAPI:
+    """Build the application for ``settings`` (default: from the environment)."""
+    settings = (settings or Settings.from_env()).resolved()
+    configure_logging(settings.log_level)
+    db = db or Database(settings.database_url)
+    if check_schema:
+        migrate.check_current(db)
+    app = FastAPI(
+        title=f"{settings.site_name} API", version=__version__, docs_url=None, redoc_url=None,
+        openapi_url="/openapi.json",
+        description=("The native JSON API of the platform. Every HTML page also has a JSON twin: add "
+                     "`.json` to its address or send `Accept: application/json`. Authenticate writes with "
+                     "an API token: `Authorization: Bearer sl_...`."),
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.storage = LocalStorage(settings.files_dir)
+    loaders: list[jinja2.BaseLoader] = []
+    for package in CAPABILITY_TEMPLATES:
+        try:
+            loaders.append(jinja2.PackageLoader(package, "templates"))
+        except ValueError:
+            continue
+    app.state.templates = make_environment(loaders)
+    _install_filters(app.state.templates)
+
+    app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="smartlondon_session",
+                       same_site="lax", https_only=settings.secure_cookies, max_age=14 * 24 * 3600)
+    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(JsonSuffixMiddleware)
+    app.add_middleware(ObservabilityMiddleware)
+    _install_error_handlers(app)
+    _install_platform_routes(app)
+
+    from .catalogue import api as catalogue_api
+    from .catalogue import pages as catalogue_pages
+    from .core import pages as core_pages
+
+    app.include_router(catalogue_api.router)
+    app.include_router(core_pages.router)
+    app.include_router(catalogue_pages.router)
+    if STATIC.is_dir():
+        app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _install_filters(env: jinja2.Environment) -> None:
+    from .core.storage import human_size
+    from .web import filters
+
+    env.filters["human_size"] = human_size
+    env.filters["markdown"] = filters.markdown
+    env.filters["date"] = filters.format_date
+    env.filters["datetime"] = filters.format_datetime
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(PlatformError)
+    async def platform_error(request: Request, exc: PlatformError) -> Response:
+        return error_response(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        fields: dict[str, str] = {}
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path")]
+            fields[".".join(loc) or "body"] = err.get("msg", "is not valid")
+        if any(e.get("type") == "json_invalid" for e in exc.errors()):
+            return error_response(request, BadRequest("The request body is not valid JSON.", fields))
+        message = "The request is not valid: " + "; ".join(f"{k}: {v}" for k, v in fields.items())
+        return error_response(request, BadRequest(message, fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return error_response(request, NotFound(
+                "If you typed the web address, check it is correct. If you pasted it, check you copied "
+                "the whole address."))
+        err = PlatformError(str(exc.detail))
+        err.status = exc.status_code
+        err.code = "http_error"
+        return error_response(request, err)
+
+
+def _install_platform_routes(app: FastAPI) -> None:
+    @app.get("/healthz", tags=["platform"], summary="Health check")
+    def healthz(request: Request) -> JSONResponse:
+        """Whether the database answers and its schema is current."""
+        db: Database = request.app.state.db
+        try:
+            with db.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            current = migrate.current_revision(db)
+            head = migrate.head_revision()
+        except Exception as exc:  # report, never raise, from a health check
+            return JSONResponse({"status": "error", "database": db.dialect, "error": str(exc)}, status_code=503)
+        ok = current == head
+        return JSONResponse({"status": "ok" if ok else "schema out of date", "database": db.dialect,
+                             "schema": current, "expected_schema": head, "version": __version__},
+                            status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["platform"], summary="Prometheus metrics", response_class=PlainTextResponse)
+    def metrics() -> Response:
+        """Request counts and latencies in the Prometheus text format."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/api/docs", include_in_schema=False)
+    def api_docs(request: Request) -> Any:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title=f"{request.app.state.settings.site_name} API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/favicon.svg",
+        )

@@ -1,0 +1,243 @@
+"""The ``smartlondon`` command: one group per capability."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .core.db import Database
+from .core.errors import PlatformError
+from .settings import Settings
+
+console = Console(stderr=True)
+
+
+def progress_bar() -> Progress:
+    """The progress bar every long command shows."""
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=console, transient=False)
+
+
+class Env:
+    """Settings and database, made once per command."""
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        if self._db is None:
+            self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+            self._db = Database(self.settings.database_url)
+        return self._db
+
+
+pass_env = click.make_pass_decorator(Env, ensure=True)
+
+
+def fail(message: str) -> None:
+    """Print an error that says what to do, and exit with status 1."""
+    console.print(f"[bold red]Error:[/] {message}")
+    sys.exit(1)
+
+
+class PlatformErrors(click.Group):
+    """A group that prints platform errors as messages, not tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except PlatformError as exc:
+            details = "".join(f"\n  {k}: {v}" for k, v in exc.fields.items())
+            fail(exc.message + details)
+
+
+@click.group(cls=PlatformErrors)
+@click.version_option(package_name="smartlondon")
+def main() -> None:
+    """smartlondon: the London Datastore and city data platform."""
+
+
+# --- db ---------------------------------------------------------------------------------
+
+@main.group(cls=PlatformErrors)
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_env
+def db_upgrade(env: Env) -> None:
+    """Bring the schema up to date and add the reference data (licences, organisations)."""
+    from .core import migrate, reference
+
+    migrate.upgrade(env.db)
+    with env.db.session() as session:
+        added = reference.seed(session)
+    console.print(f"Database at revision {migrate.current_revision(env.db)} "
+                  f"({env.db.dialect}); added {added['licences']} licences and {added['organisations']} "
+                  "organisations.")
+
+
+@db.command("current")
+@pass_env
+def db_current(env: Env) -> None:
+    """Show the schema revision of the database and of this code."""
+    from .core import migrate
+
+    click.echo(f"database: {migrate.current_revision(env.db) or 'empty'}\ncode:     {migrate.head_revision()}")
+
+
+# --- serve --------------------------------------------------------------------------------
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@pass_env
+def serve(env: Env, host: str, port: int, workers: int) -> None:
+    """Serve the web site and APIs."""
+    import uvicorn
+
+    from .app import create_app
+    from .core.migrate import SchemaOutOfDate
+
+    try:
+        app = create_app(env.settings, env.db)
+    except SchemaOutOfDate as exc:
+        fail(str(exc))
+        return
+    console.print(f"Serving {env.settings.site_name} on http://{host}:{port} (database: {env.db.dialect})")
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+# --- users and tokens ----------------------------------------------------------------------
+
+@main.group(cls=PlatformErrors)
+def user() -> None:
+    """User accounts and roles."""
+
+
+@user.command("create")
+@click.argument("username")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+              help="At least 10 characters (asked for if not given).")
+@click.option("--name", "display_name", default="", help="Name shown on the site.")
+@click.option("--sysadmin", is_flag=True, help="Can do everything.")
+@click.option("--org", "orgs", multiple=True, metavar="ORG:ROLE",
+              help="A role in an organisation, e.g. camden:editor (member, editor, admin). Repeatable.")
+@pass_env
+def user_create(env: Env, username: str, email: str, password: str, display_name: str, sysadmin: bool,
+                orgs: tuple[str, ...]) -> None:
+    """Create a user."""
+    from .core import accounts
+
+    with env.db.session() as session:
+        account = accounts.create_user(session, username=username, email=email, password=password,
+                                       display_name=display_name, sysadmin=sysadmin)
+        for spec in orgs:
+            slug, _, role = spec.partition(":")
+            accounts.set_role(session, account, accounts.get_organisation(session, slug), role or "member")
+    console.print(f"Created user {username}" + (" (sysadmin)" if sysadmin else "") + ".")
+
+
+@user.command("role")
+@click.argument("username")
+@click.argument("organisation")
+@click.argument("role", type=click.Choice(["member", "editor", "admin", "none"]))
+@pass_env
+def user_role(env: Env, username: str, organisation: str, role: str) -> None:
+    """Give USERNAME a ROLE in ORGANISATION (none removes it)."""
+    from .core import accounts
+
+    with env.db.session() as session:
+        account = accounts.get_user(session, username)
+        accounts.set_role(session, account, accounts.get_organisation(session, organisation),
+                          None if role == "none" else role)
+    console.print(f"{username} is now {role} of {organisation}.")
+
+
+@main.group(cls=PlatformErrors)
+def token() -> None:
+    """API tokens."""
+
+
+@token.command("create")
+@click.argument("username")
+@click.option("--name", default="command line", show_default=True, help="What the token is for.")
+@click.option("--days", default=365, show_default=True, type=int, help="Days until it expires.")
+@pass_env
+def token_create(env: Env, username: str, name: str, days: int) -> None:
+    """Create an API token for USERNAME and print it (it is shown only this once)."""
+    from .core import accounts
+
+    with env.db.session() as session:
+        record, secret = accounts.create_token(session, accounts.get_user(session, username), name, days)
+        expires = record.expires_at
+    console.print(f"Token for {username}, expires {expires:%Y-%m-%d}. Copy it now: it will not be shown again.")
+    click.echo(secret)
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_env
+def token_revoke(env: Env, token_id: int) -> None:
+    """Revoke the token with this id."""
+    from .core import accounts
+
+    with env.db.session() as session:
+        accounts.revoke_token(session, accounts.COMMAND_LINE, token_id)
+    console.print(f"Token {token_id} revoked.")
+
+
+# --- search ----------------------------------------------------------------------------------
+
+@main.group(cls=PlatformErrors)
+def search() -> None:
+    """The catalogue's search index."""
+
+
+@search.command("rebuild")
+@pass_env
+def search_rebuild(env: Env) -> None:
+    """Recreate the search index from the catalogue tables."""
+    from sqlalchemy import func, select
+
+    from .catalogue import index
+    from .catalogue.models import Dataset
+
+    with env.db.session() as session:
+        total = session.scalar(select(func.count()).select_from(Dataset)) or 0
+        with progress_bar() as bar:
+            task = bar.add_task("Indexing datasets", total=total)
+            count = index.rebuild(session, progress=lambda n: bar.advance(task, n))
+    console.print(f"Indexed {count} datasets.")
+
+
+# --- demo ------------------------------------------------------------------------------------
+
+@main.command()
+@pass_env
+def demo(env: Env) -> None:
+    """Load the demo: London's organisations and a catalogue built from real London open data."""
+    from .core import migrate
+    from .demo.loader import load_demo
+
+    migrate.upgrade(env.db)
+    with progress_bar() as bar:
+        summary = load_demo(env.db, env.settings, bar)
+    console.print(f"Demo ready: {summary['datasets']} datasets ({summary['created']} new), "
+                  f"{summary['files']} files, {summary['organisations']} organisations.")
+    if summary.get("password"):
+        console.print(f"Sign in as [bold]demo-admin[/] with password [bold]{summary['password']}[/] "
+                      "(stored in var/demo-admin-password).")
+
+
+if __name__ == "__main__":
+    main()
