@@ -109,7 +109,7 @@ class JsonSuffixMiddleware:
 class SecurityHeadersMiddleware:
     """A strict Content-Security-Policy and the usual hardening headers."""
 
-    CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self' 'sha256-GUQ5ad8JK5KmEWmROf3LZd9ge94daqNvd8xy9YS1iDw='; "
            "object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
     DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
                 "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'")

@@ -1,0 +1,1 @@
+"""Server-rendered web interface (Jinja2 templates, GOV.UK Frontend components, static assets)."""
