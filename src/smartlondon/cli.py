@@ -236,7 +236,7 @@ def demo(env: Env) -> None:
                   f"{summary['files']} files, {summary['organisations']} organisations.")
     if summary.get("password"):
         console.print(f"Sign in as [bold]demo-admin[/] with password [bold]{summary['password']}[/] "
-                      "(stored in var/demo-admin-password).")
+                      f"(kept in {env.settings.data_dir / 'demo-admin-password'}).")
 
 
 if __name__ == "__main__":
