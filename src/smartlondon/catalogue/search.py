@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Select, and_, func, literal_column, or_, select, text
+from sqlalchemy import Boolean, Select, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -187,7 +187,7 @@ def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select
     if parsed.clauses:
         if postgres:
             tsq = pg_tsquery(parsed.clauses)
-            conditions.append(Dataset.search_vector.op("@@")(tsq))
+            conditions.append(Dataset.search_vector.op("@@", return_type=Boolean)(tsq))
             score = -func.ts_rank(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), Dataset.search_vector, tsq)
         else:
             from_fts = (select(literal_column("rowid").label("id"),
@@ -198,7 +198,7 @@ def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select
             score = from_fts.c.score
     for term in parsed.excluded:
         if postgres:
-            conditions.append(~Dataset.search_vector.op("@@")(pg_tsquery([[term]])))
+            conditions.append(~Dataset.search_vector.op("@@", return_type=Boolean)(pg_tsquery([[term]])))
         else:
             excluded = (select(literal_column("rowid")).select_from(text("dataset_fts"))
                         .where(text(f"dataset_fts MATCH :ex{len(conditions)}")

@@ -77,7 +77,7 @@ class ObservabilityMiddleware:
             method = scope.get("method", "")
             REQUESTS.labels(method, route_path, str(status)).inc()
             LATENCY.labels(method, route_path).observe(elapsed)
-            actor = getattr(scope["state"].get("actor"), "label", None)
+            actor = scope["state"].get("actor_label")
             log.info("request", extra={"fields": {
                 "request_id": rid, "method": method, "path": scope.get("path"), "route": route_path,
                 "status": status, "duration_ms": round(elapsed * 1000, 2), "actor": actor,

@@ -103,7 +103,7 @@ def context(request: Request) -> Iterator[Context]:
     try:
         ctx = Context(request=request, session=session, settings=settings_of(request))
         ctx.actor = _resolve_actor(request, session)
-        request.state.actor = ctx.actor
+        request.state.actor_label = ctx.actor.label
         content_type = request.headers.get("content-type", "")
         if (request.method in UNSAFE and ctx.actor.via == "session"
                 and not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))):
