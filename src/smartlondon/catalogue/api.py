@@ -62,14 +62,14 @@ def _body_doc(model: type[BaseModel], multipart: bool = False) -> dict[str, Any]
     return {"requestBody": {"required": True, "content": content}}
 
 
-@router.get("/datasets", summary="Search datasets")
-def search_datasets(request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
+@router.get("/datasets", summary="Search datasets", response_class=JSONResponse)
+def search_datasets(request: Request, ctx: Context = CtxDep) -> JSONResponse:
     """Full-text search with facets. Parameters: `q`, facet filters (`publisher`, `theme`, `format`,
     `borough`, `licence`, `frequency`, `keyword`, repeatable), `sort` (relevance, updated, title,
     created), `page`, `page_size` (max 1000), `bbox` (west,south,east,north)."""
     req = search_module.request_from_params(request.query_params, ctx.settings.page_size)
     result = search_module.search(ctx.session, ctx.actor, req)
-    return search_payload(ctx.session, result, ctx.base_url, "/api/datasets")
+    return JSONResponse(search_payload(ctx.session, result, ctx.base_url, "/api/datasets"))
 
 
 @router.post("/datasets", status_code=201, summary="Create a dataset", openapi_extra=_body_doc(DatasetIn))

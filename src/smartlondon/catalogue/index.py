@@ -8,11 +8,13 @@ change together, so they cannot drift. ``rebuild`` recreates everything from the
 
 from __future__ import annotations
 
+import time
+
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.reference import format_group
-from .models import Dataset, DatasetFacet
+from .models import Dataset, DatasetFacet, SearchChange
 
 _PG_VECTOR = text(
     "UPDATE dataset SET search_vector = setweight(to_tsvector('english', :t), 'A') || "
@@ -55,8 +57,13 @@ def index_dataset(session: Session, ds: Dataset) -> None:
         session.execute(insert(DatasetFacet), rows)
 
 
+def _note_change(session: Session, dataset_id: int | None) -> None:
+    session.execute(insert(SearchChange), [{"dataset_id": dataset_id, "at": time.time()}])
+
+
 def unindex_dataset(session: Session, dataset_id: int) -> None:
     """Remove one dataset from the index."""
+    _note_change(session, dataset_id)
     session.execute(delete(DatasetFacet).where(DatasetFacet.dataset_id == dataset_id))
     if session.get_bind().dialect.name == "postgresql":
         session.execute(update(Dataset).where(Dataset.id == dataset_id).values(search_vector=None)
@@ -65,7 +72,7 @@ def unindex_dataset(session: Session, dataset_id: int) -> None:
         session.execute(text("DELETE FROM dataset_fts WHERE rowid = :id"), {"id": dataset_id})
 
 
-def index_many(session: Session, datasets: list[Dataset]) -> None:
+def index_many(session: Session, datasets: list[Dataset], note: bool = True) -> None:
     """Index many datasets at once (bulk statements); they must not be in the index already."""
     live = [ds for ds in datasets if ds.state != "deleted"]
     if not live:
@@ -80,11 +87,15 @@ def index_many(session: Session, datasets: list[Dataset]) -> None:
     rows = [row for ds in live for row in facet_rows(ds)]
     if rows:
         session.execute(insert(DatasetFacet), rows)
+    if note:
+        session.execute(insert(SearchChange), [{"dataset_id": ds.id, "at": time.time()} for ds in live])
 
 
 def rebuild(session: Session, batch: int = 2000, progress=None) -> int:  # type: ignore[no-untyped-def]
     """Recreate the whole index from the catalogue tables; returns the number of datasets indexed."""
     session.execute(delete(DatasetFacet))
+    session.execute(delete(SearchChange))
+    _note_change(session, None)
     if session.get_bind().dialect.name == "postgresql":
         session.execute(update(Dataset).values(search_vector=None).execution_options(synchronize_session=False))
     else:
@@ -94,7 +105,7 @@ def rebuild(session: Session, batch: int = 2000, progress=None) -> int:  # type:
     for start in range(0, len(ids), batch):
         chunk = ids[start:start + batch]
         datasets = list(session.scalars(select(Dataset).where(Dataset.id.in_(chunk))))
-        index_many(session, datasets)
+        index_many(session, datasets, note=False)  # the reset marker covers them
         count += sum(1 for ds in datasets if ds.state != "deleted")
         session.flush()
         session.expunge_all()

@@ -163,3 +163,17 @@ class Resource(Base):
     modified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     dataset: Mapped[Dataset] = relationship(back_populates="resources")
+
+
+class SearchChange(Base):
+    """Derived: one row per index write, so in-memory facet counters can follow every change.
+
+    ``dataset_id`` NULL means the whole index was rebuilt. ``at`` is seconds since the epoch.
+    """
+
+    __tablename__ = "search_change"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[float] = mapped_column(Float)

@@ -5,8 +5,9 @@ The query language is what people type into a search box:
 ``crime OR police`` (either), ``-covid`` (without). Filters select facet values; several values
 of one facet mean any of them, different facets must all match.
 
-One search is three statements, whatever the page size: the page of ids, the total, and the
-facet counts, then one batch load of the page's datasets. No per-result queries.
+One search is one statement for the matching ids in order, then one batch load of the page's
+datasets, whatever the page size: no per-result queries. Facet counts come from the in-memory
+columnar copy of the facet rows (``facets.py``), which follows every committed change.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from sqlalchemy import Boolean, Select, and_, func, literal_column, or_, select,
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+import numpy as np
+
 from ..core.accounts import Actor
+from .facets import counter_for
 from .index import FACETS
 from .models import Dataset, DatasetFacet
 
@@ -232,35 +236,81 @@ def _order(request: SearchRequest, hits: Any) -> list[Any]:
     return [hits.c.modified.desc(), hits.c.id.desc()]
 
 
+def _browses_everything(actor: Actor, request: SearchRequest) -> bool:
+    """True for an empty search by someone who sees only public data (its counts are kept ready)."""
+    parsed = parse_query(request.q)
+    return (parsed.empty and not any(request.filters.values()) and not request.bbox
+            and not actor.roles and not actor.is_sysadmin)
+
+
+def _sqlite_ranked_ids(session: Session, actor: Actor, request: SearchRequest, parsed: ParsedQuery,
+                       counter: Any) -> np.ndarray:
+    """Every visible match in relevance order, from the FTS5 index alone (SQLite, relevance sort).
+
+    Visibility comes from the facet counter's columns instead of a join to ``dataset``.
+    """
+    expression = fts5_expression(parsed.clauses)
+    for term in parsed.excluded:
+        expression = f"({expression}) NOT {fts5_expression([[term]])}"
+    sql = "SELECT rowid, bm25(dataset_fts, 10.0, 5.0, 1.0) FROM dataset_fts WHERE dataset_fts MATCH ?"
+    rows = session.connection().exec_driver_sql(sql, (expression,)).fetchall()
+    if not rows:
+        return np.zeros(0, dtype=np.int64)
+    table = np.array(rows, dtype=np.float64)
+    ids, scores = table[:, 0].astype(np.int64), table[:, 1]
+    filters = {f: [v for v in vals if v] for f, vals in request.filters.items() if f in FACETS}
+    keep, unknown = counter.visible(ids, list(actor.roles), actor.is_sysadmin)
+    keep &= counter.matching(ids, filters)
+    if unknown.any():  # written in this very transaction: ask the database
+        fresh = ids[unknown].tolist()
+        check = select(Dataset.id).where(Dataset.id.in_(fresh), _visibility(actor))
+        for facet, values in filters.items():
+            if values:
+                check = check.where(Dataset.id.in_(select(DatasetFacet.dataset_id).where(
+                    DatasetFacet.facet == facet, DatasetFacet.value.in_(values))))
+        allowed = set(session.scalars(check))
+        keep[np.flatnonzero(unknown)] = [i in allowed for i in fresh]
+    ids, scores = ids[keep], scores[keep]
+    return ids[np.lexsort((-ids, scores))]
+
+
 def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResult:
     """Run a search: one page of datasets, the total and the facet counts."""
     request.page_size = max(1, min(request.page_size, MAX_PAGE_SIZE))
     request.page = max(1, request.page)
+    offset = (request.page - 1) * request.page_size
+    counter = counter_for(session.get_bind().engine)
+    parsed = parse_query(request.q)
+    if (parsed.clauses and request.effective_sort == "relevance" and not request.bbox
+            and session.get_bind().dialect.name == "sqlite"):
+        all_ids = _sqlite_ranked_ids(session, actor, request, parsed, counter)
+        return _result(session, request, counter, all_ids, offset)
     stmt = hits_query(session, actor, request)
     stmt = stmt.add_columns(Dataset.modified, Dataset.title_sort, Dataset.created)
-    hits = stmt.cte("hits")
-    page_ids = list(session.scalars(
-        select(hits.c.id).order_by(*_order(request, hits))
-        .limit(request.page_size).offset((request.page - 1) * request.page_size)))
-    total = session.scalar(select(func.count()).select_from(hits)) or 0
-    facets: dict[str, list[tuple[str, int]]] = {}
-    if request.include_facets and total:
-        counts = session.execute(
-            select(DatasetFacet.facet, DatasetFacet.value, func.count())
-            .where(DatasetFacet.dataset_id.in_(select(hits.c.id)))
-            .group_by(DatasetFacet.facet, DatasetFacet.value))
-        for facet, value, n in counts:
-            facets.setdefault(facet, []).append((value, n))
-        for facet in facets:
-            facets[facet].sort(key=lambda item: (-item[1], item[0]))
-            facets[facet] = facets[facet][: request.facet_limit]
+    hits = stmt.subquery("hits")
+    ordered = select(hits.c.id).order_by(*_order(request, hits))
+    if not _browses_everything(actor, request):
+        return _result(session, request, counter, np.array(session.scalars(ordered).all(), dtype=np.int64), offset)
+    page_ids = list(session.scalars(ordered.limit(request.page_size).offset(offset)))
+    facets = counter.count_public(request.facet_limit) if request.include_facets else {}
+    return SearchResult(request, counter.public_total(), _load(session, page_ids), facets)
+
+
+def _result(session: Session, request: SearchRequest, counter: Any, all_ids: np.ndarray,
+            offset: int) -> SearchResult:
+    """The page, total and facets of a search whose matching ids are all known, in order."""
+    page_ids = all_ids[offset:offset + request.page_size].tolist()
+    facets = counter.count(all_ids, request.facet_limit) if request.include_facets and len(all_ids) else {}
+    return SearchResult(request, len(all_ids), _load(session, page_ids), facets)
+
+
+def _load(session: Session, page_ids: list[int]) -> list[Dataset]:
+    """The page's datasets in order, in one batch (relations eager-loaded)."""
     datasets: list[Dataset] = []
     if page_ids:
         loaded = {d.id: d for d in session.scalars(select(Dataset).where(Dataset.id.in_(page_ids)))}
         datasets = [loaded[i] for i in page_ids if i in loaded]
-    return SearchResult(request, total, datasets, facets)
-
-
+    return datasets
 
 
 def request_from_params(params: Any, default_page_size: int = 20) -> SearchRequest:

@@ -191,6 +191,14 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_resource_dataset_id'), ['dataset_id'], unique=False)
 
 
+    op.create_table(
+        "search_change",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("dataset_id", sa.Integer(), nullable=True),
+        sa.Column("at", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_search_change")),
+        sqlite_autoincrement=True,
+    )
     _create_search_index()
     _make_audit_append_only()
 
@@ -242,7 +250,7 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS audit_event_append_only()")
     else:
         op.execute("DROP TABLE IF EXISTS dataset_fts")
-    for table in ("resource", "dataset_facet", "dataset_area", "dataset_theme", "dataset_keyword",
+    for table in ("search_change", "resource", "dataset_facet", "dataset_area", "dataset_theme", "dataset_keyword",
                   "membership", "dataset", "api_token", "user_account", "organisation", "licence",
                   "audit_event"):
         op.drop_table(table)
