@@ -117,8 +117,12 @@ class FacetCounter:
                 if state is None:
                     self._state = state = self._load(conn)
                     return state
-                summary = conn.execute(text("SELECT count(*), coalesce(max(id), 0) FROM search_change WHERE id > :w"),
-                                       {"w": state.watermark}).one()
+                summary = conn.execute(text(
+                    "SELECT count(*), coalesce(max(id), 0), (SELECT coalesce(max(id), 0) FROM search_change) "
+                    "FROM search_change WHERE id > :w"), {"w": state.watermark}).one()
+                if summary[2] < max([state.watermark, *state.seen]):  # the log was emptied: start again
+                    self._state = state = self._load(conn)
+                    return state
                 if summary[0] == len(state.seen) and (not state.seen or summary[1] == max(state.seen)):
                     return state
                 rows = conn.execute(text("SELECT id, dataset_id, at FROM search_change WHERE id > :w ORDER BY id"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from urllib.parse import quote
 import uuid
 from datetime import date
 from typing import Any
@@ -555,4 +556,4 @@ def resource_download_url(ds: Dataset, res: Resource, base_url: str = "") -> str
     """Where to get a resource: the link itself, or our download address for an upload."""
     if res.kind == "link":
         return res.url or ""
-    return f"{base_url}/dataset/{ds.slug}/resource/{res.uuid}/download/{res.filename}"
+    return f"{base_url}/dataset/{ds.slug}/resource/{res.uuid}/download/{quote(res.filename or 'data')}"

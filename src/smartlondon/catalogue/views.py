@@ -71,8 +71,9 @@ def facet_view(session: Session, result: SearchResult) -> list[dict[str, Any]]:
 def search_payload(session: Session, result: SearchResult, base_url: str, path: str) -> dict[str, Any]:
     """The JSON of a search: count, results, facets with counts, and paging links."""
     request = result.request
-    links: dict[str, str | None] = {"self": f"{base_url}{path}?{query_string(request)}", "next": None,
-                                    "prev": None}
+    current = query_string(request)
+    links: dict[str, str | None] = {"self": f"{base_url}{path}" + (f"?{current}" if current else ""),
+                                    "next": None, "prev": None}
     if request.page < result.pages:
         links["next"] = f"{base_url}{path}?{query_string(request, page=request.page + 1)}"
     if request.page > 1:

@@ -15,6 +15,7 @@ import hmac
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Depends, Request
@@ -104,6 +105,9 @@ def context(request: Request) -> Iterator[Context]:
         ctx = Context(request=request, session=session, settings=settings_of(request))
         ctx.actor = _resolve_actor(request, session)
         request.state.actor_label = ctx.actor.label
+        if ctx.actor.via == "session" and ctx.actor.user is not None:
+            request.state.signed_in = SimpleNamespace(display_name=ctx.actor.user.display_name,
+                                                      username=ctx.actor.user.username)
         content_type = request.headers.get("content-type", "")
         if (request.method in UNSAFE and ctx.actor.via == "session"
                 and not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))):
@@ -184,7 +188,7 @@ def error_response(request: Request, exc: PlatformError) -> Response:
     body = env.get_template("error.html").render(
         request=request, site_name=request.app.state.settings.site_name, status=exc.status,
         title=titles.get(exc.status, "There is a problem"), message=exc.message, errors=exc.fields,
-        nav_items=nav_items(request), current_user=None,
+        nav_items=nav_items(request), current_user=getattr(request.state, "signed_in", None),
         csrf_token=request.session.get("csrf", "") if "session" in request.scope else "",
         hint="Sign in and try again." if exc.status == 401 else None,
     )
