@@ -162,9 +162,9 @@ class FacetCounter:
         offsets = np.repeat(starts - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
         return state.values[np.arange(total) + offsets], np.repeat(positions, lengths)
 
-    def matching(self, ids: np.ndarray, filters: dict[str, list[str]]) -> np.ndarray:
+    def matching(self, ids: np.ndarray, filters: dict[str, list[str]], state: _State | None = None) -> np.ndarray:
         """Which of these datasets have, for every facet filtered on, at least one of its values."""
-        state = self.refresh()
+        state = state or self.refresh()
         keep = np.ones(len(ids), dtype=bool)
         active = {f: [state.codes[(f, v)] for v in vals if (f, v) in state.codes] for f, vals in filters.items() if vals}
         if not active:
@@ -187,9 +187,10 @@ class FacetCounter:
             gathered = np.concatenate([gathered, *extra])
         return np.bincount(gathered, minlength=len(state.labels))
 
-    def count(self, ids: np.ndarray, limit: int = 50) -> dict[str, list[tuple[str, int]]]:
+    def count(self, ids: np.ndarray, limit: int = 50,
+              state: _State | None = None) -> dict[str, list[tuple[str, int]]]:
         """The facet counts of the datasets with these ids, largest first, ``limit`` per facet."""
-        state = self.refresh()
+        state = state or self.refresh()
         return self._top(state, self._counts(state, ids), limit)
 
     def public_total(self) -> int:
@@ -207,13 +208,14 @@ class FacetCounter:
             state.public_counts = self._counts(state, np.concatenate([public_ids, overlay_public]))
         return self._top(state, state.public_counts, limit)
 
-    def visible(self, ids: np.ndarray, organisations: list[int], sysadmin: bool) -> tuple[np.ndarray, np.ndarray]:
+    def visible(self, ids: np.ndarray, organisations: list[int], sysadmin: bool,
+                state: _State | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Which of these indexed datasets the actor may see, and which the counter does not know yet.
 
         Returns two boolean masks: visible, and unknown (created in a transaction not yet committed,
         for the caller to check itself).
         """
-        state = self.refresh()
+        state = state or self.refresh()
         inside = ids < len(state.known)
         base = np.where(inside, ids, 0)
         known = inside & state.known[base] & ~state.stale[base]

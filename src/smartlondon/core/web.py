@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
@@ -97,28 +98,58 @@ def _resolve_actor(request: Request, session: Session) -> Actor:
     return ANONYMOUS
 
 
-def context(request: Request) -> Iterator[Context]:
-    """FastAPI dependency: a session per request and the actor making it."""
-    db = database(request)
-    session = db.sessions()
+def _open(request: Request) -> Context:
+    """Open the request's session and work out who is asking (touches the database only if the
+    request carries a token or a session cookie)."""
+    session = database(request).sessions()
     try:
         ctx = Context(request=request, session=session, settings=settings_of(request))
         ctx.actor = _resolve_actor(request, session)
-        request.state.actor_label = ctx.actor.label
-        if ctx.actor.via == "session" and ctx.actor.user is not None:
-            request.state.signed_in = SimpleNamespace(display_name=ctx.actor.user.display_name,
-                                                      username=ctx.actor.user.username)
+    except BaseException:
+        session.rollback()
+        session.close()
+        raise
+    request.state.actor_label = ctx.actor.label
+    if ctx.actor.via == "session" and ctx.actor.user is not None:
+        request.state.signed_in = SimpleNamespace(display_name=ctx.actor.user.display_name,
+                                                  username=ctx.actor.user.username)
+    return ctx
+
+
+def _close(session: Session, failed: bool) -> None:
+    """Commit (or, after an error, roll back) and close the request's session."""
+    try:
+        if failed:
+            session.rollback()
+        else:
+            session.commit()
+    finally:
+        session.close()
+
+
+async def context(request: Request) -> AsyncIterator[Context]:
+    """FastAPI dependency: a session per request and the actor making it.
+
+    Async so that a request costs no extra thread hops; the database work it does runs in the
+    thread pool, and only when there is some.
+    """
+    needs_db = bool(request.headers.get("authorization")) or bool(
+        "session" in request.scope and request.session.get("user_id"))
+    ctx = await run_in_threadpool(_open, request) if needs_db else _open(request)
+    failed = True
+    try:
         content_type = request.headers.get("content-type", "")
         if (request.method in UNSAFE and ctx.actor.via == "session"
                 and not content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data"))):
             check_csrf(request, request.headers.get("x-csrf-token"))
         yield ctx
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
+        failed = False
     finally:
-        session.close()
+        session = ctx.session
+        if session.in_transaction() or session.new or session.dirty or session.deleted:
+            await run_in_threadpool(_close, session, failed)
+        else:
+            session.close()
 
 
 async def csrf_form(request: Request) -> FormData:
