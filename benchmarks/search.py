@@ -31,7 +31,7 @@ from catalogue_generator import generate, queries  # noqa: E402
 
 from smartlondon.catalogue import index  # noqa: E402
 from smartlondon.catalogue.models import Dataset, DatasetArea, DatasetKeyword, DatasetTheme, Resource  # noqa: E402
-from smartlondon.catalogue.search import fts5_expression, parse_query, pg_tsquery  # noqa: E402
+from smartlondon.catalogue.search import fts5_expression, parse_query  # noqa: E402
 from smartlondon.core import migrate, reference  # noqa: E402
 from smartlondon.core.db import Database  # noqa: E402
 from smartlondon.core.models import Organisation  # noqa: E402
@@ -139,6 +139,25 @@ def start_server(url: str, workdir: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not start")
 
 
+def pg_tsquery_sql(clauses: list) -> tuple[str, list]:
+    """The same tsquery as the platform builds, as SQL text with parameters for the raw driver."""
+    parts, args = [], []
+    for clause in clauses:
+        alternatives = []
+        for term in clause:
+            if term.phrase:
+                alternatives.append("phraseto_tsquery('english', %s)")
+                args.append(term.text)
+            elif term.prefix:
+                alternatives.append("to_tsquery('simple', %s)")
+                args.append("".join(ch for ch in term.text if ch.isalnum()) + ":*")
+            else:
+                alternatives.append("plainto_tsquery('english', %s)")
+                args.append(term.text)
+        parts.append("(" + " || ".join(alternatives) + ")")
+    return "(" + " && ".join(parts) + ")", args
+
+
 def floor_statement(db: Database, params: dict[str, str]) -> tuple[str, list]:
     """The raw full-text (or filter) query for a search: the ranked page of ids, nothing more."""
     page = int(params.get("page", 1))
@@ -146,26 +165,28 @@ def floor_statement(db: Database, params: dict[str, str]) -> tuple[str, list]:
     facet = next(((k, v) for k, v in params.items() if k in ("publisher", "theme", "format")), None)
     parsed = parse_query(params.get("q", ""))
     if db.dialect == "sqlite":
-        filt = ("AND {col} IN (SELECT dataset_id FROM dataset_facet WHERE facet = ? AND value = ?)"
-                if facet else "")
         args = [facet[0], facet[1]] if facet else []
+        filt = " AND {col} IN (SELECT dataset_id FROM dataset_facet WHERE facet = ? AND value = ?)" if facet else ""
         if parsed.clauses:
-            sql = (f"SELECT rowid FROM dataset_fts WHERE dataset_fts MATCH ? {filt.format(col='rowid')} "
-                   f"ORDER BY bm25(dataset_fts, 10.0, 5.0, 1.0) LIMIT 20 OFFSET {offset}")
+            # MATERIALIZED: a rowid IN (...) on the FTS5 table itself would rerun the match per row.
+            sql = ("WITH m AS MATERIALIZED (SELECT rowid AS id, bm25(dataset_fts, 10.0, 5.0, 1.0) AS score "
+                   "FROM dataset_fts WHERE dataset_fts MATCH ?) "
+                   f"SELECT id FROM m WHERE 1 {filt.format(col='id')} ORDER BY score LIMIT 20 OFFSET {offset}")
             return sql, [fts5_expression(parsed.clauses), *args]
-        sql = (f"SELECT id FROM dataset WHERE state = 'active' {filt.format(col='id')} "
+        sql = (f"SELECT id FROM dataset WHERE state = 'active' AND private = 0 {filt.format(col='id')} "
                f"ORDER BY modified DESC LIMIT 20 OFFSET {offset}")
         return sql, args
-    conditions = []
+    conditions, where_args, order_args = [], [], []
     order = "modified DESC"
     if parsed.clauses:
-        tsq = pg_tsquery(parsed.clauses).compile(dialect=db.engine.dialect, compile_kwargs={"literal_binds": True})
+        tsq, tsq_args = pg_tsquery_sql(parsed.clauses)
         conditions.append(f"search_vector @@ {tsq}")
         order = f"ts_rank('{{0.1,0.2,0.5,1.0}}'::float4[], search_vector, {tsq}) DESC"
-    args = []
+        where_args, order_args = list(tsq_args), list(tsq_args)
     if facet:
         conditions.append("id IN (SELECT dataset_id FROM dataset_facet WHERE facet = %s AND value = %s)")
-        args = [facet[0], facet[1]]
+        where_args += [facet[0], facet[1]]
+    args = where_args + order_args
     where = " AND ".join(conditions) or "TRUE"
     return f"SELECT id FROM dataset WHERE {where} ORDER BY {order} LIMIT 20 OFFSET {offset}", args
 
@@ -175,11 +196,30 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
 
 
-def run(backend: str, n: int, n_queries: int, workdir: Path) -> dict[str, float]:
-    log(f"\n== {backend}: building a catalogue of {n:,} datasets")
-    url = fresh_database(backend, workdir)
-    db = Database(url)
-    load(db, n)
+def existing_database(backend: str, workdir: Path, n: int) -> str | None:
+    """The URL of the previous run's database if it holds ``n`` datasets (for --reuse)."""
+    url = (f"sqlite:///{workdir / 'bench.db'}" if backend == "sqlite"
+           else PG_ADMIN.rsplit("/", 1)[0] + "/smartlondon_bench")
+    try:
+        db = Database(url)
+        with db.engine.connect() as conn:
+            count = conn.execute(text("SELECT count(*) FROM dataset")).scalar()
+        db.dispose()
+    except Exception:
+        return None
+    return url if count == n else None
+
+
+def run(backend: str, n: int, n_queries: int, workdir: Path, reuse: bool = False) -> dict[str, float]:
+    url = existing_database(backend, workdir, n) if reuse else None
+    if url:
+        log(f"\n== {backend}: reusing the catalogue of {n:,} datasets from the last run")
+        db = Database(url)
+    else:
+        log(f"\n== {backend}: building a catalogue of {n:,} datasets")
+        url = fresh_database(backend, workdir)
+        db = Database(url)
+        load(db, n)
     searches = queries(n_queries)
     proc, base = start_server(url, workdir)
     try:
@@ -241,16 +281,18 @@ def main() -> None:
     parser.add_argument("--datasets", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--reuse", action="store_true", help="reuse the last run's catalogues if the size matches")
     args = parser.parse_args()
     workdir = ROOT / "var" / "bench"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    if not args.reuse:
+        shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     if "postgresql" in backends and not postgres_available():
         log("PostgreSQL is not reachable at " + PG_ADMIN + "; skipping it.")
         backends.remove("postgresql")
     for backend in backends:
-        run(backend, args.datasets, args.queries, workdir)
+        run(backend, args.datasets, args.queries, workdir, args.reuse)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,8 @@ class Settings:
     database_url: str = ""
     secret_key: str = ""
     site_name: str = "London Datastore"
+    brand_name: str = "smartlondon"
+    feedback_url: str = ""
     base_url: str = "http://127.0.0.1:8000"
     max_upload_bytes: int = 5 * _GB
     preview_rows: int = 100
@@ -55,6 +57,8 @@ class Settings:
             database_url=_env("DATABASE_URL", "") or "",
             secret_key=_env("SECRET_KEY", "") or "",
             site_name=_env("SITE_NAME", cls.site_name) or cls.site_name,
+            brand_name=_env("BRAND_NAME", cls.brand_name) or cls.brand_name,
+            feedback_url=_env("FEEDBACK_URL", "") or "",
             base_url=(_env("BASE_URL", cls.base_url) or cls.base_url).rstrip("/"),
             max_upload_bytes=_parse_size(_env("MAX_UPLOAD", "5GB") or "5GB"),
             preview_rows=int(_env("PREVIEW_ROWS", "100") or 100),

@@ -76,8 +76,6 @@ class ResourceView:
     byte_size: int | None
     sha256: str | None
     table_schema: dict[str, Any] | None
-    created: datetime
-    modified: datetime
 
 
 @dataclass(slots=True)

@@ -13,6 +13,7 @@ columnar copy of the facet rows (``facets.py``), which follows every committed c
 from __future__ import annotations
 
 import re
+from itertools import chain
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,7 +200,7 @@ def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select
                                literal_column("bm25(dataset_fts, 10.0, 5.0, 1.0)").label("score"))
                         .select_from(text("dataset_fts"))
                         .where(text("dataset_fts MATCH :fts").bindparams(fts=fts5_expression(parsed.clauses)))
-                        .subquery("fts"))
+                        .cte("fts").prefix_with("MATERIALIZED"))  # match once, never once per row
             score = from_fts.c.score
     for term in parsed.excluded:
         if postgres:
@@ -258,7 +259,7 @@ def _sqlite_ranked_ids(session: Session, actor: Actor, request: SearchRequest, p
     rows = raw.execute(sql, (expression,)).fetchall()
     if not rows:
         return np.zeros(0, dtype=np.int64)
-    table = np.array(rows, dtype=np.float64)
+    table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows)).reshape(-1, 2)
     ids, scores = table[:, 0].astype(np.int64), table[:, 1]
     filters = {f: [v for v in vals if v] for f, vals in request.filters.items() if f in FACETS}
     state = counter.refresh()
@@ -274,7 +275,7 @@ def _sqlite_ranked_ids(session: Session, actor: Actor, request: SearchRequest, p
         allowed = set(session.scalars(check))
         keep[np.flatnonzero(unknown)] = [i in allowed for i in fresh]
     ids, scores = ids[keep], scores[keep]
-    return ids[np.lexsort((-ids, scores))]
+    return ids[np.argsort(scores, kind="stable")]  # ties keep the index's order
 
 
 def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResult:

@@ -133,7 +133,7 @@ def feedback(ctx: Context = CtxDep) -> Response:
     """How to give feedback or report a problem."""
     # ``feedback_url`` is an optional setting (an issue tracker or a form); without it the page
     # points people to the publishers and to the accessibility statement.
-    url = getattr(ctx.settings, "feedback_url", None) or None
+    url = ctx.settings.feedback_url or None
     data = {"title": "Give feedback", "feedback_url": url, "accessibility_statement": "/accessibility"}
     return render(ctx, "core/feedback.html", {"feedback_url": url}, data)
 

@@ -191,7 +191,8 @@ def html(ctx: Context, template: str, page: dict[str, Any], status: int = 200,
     env = request.app.state.templates
     actor = ctx.actor
     values = {
-        "request": request, "site_name": ctx.settings.site_name, "actor": actor,
+        "request": request, "site_name": ctx.settings.site_name, "brand_name": ctx.settings.brand_name,
+        "actor": actor,
         "current_user": actor.user if actor.via == "session" else None,
         "csrf_token": ctx.csrf_token(), "nav_items": nav_items(request), **page,
     }
@@ -217,7 +218,8 @@ def error_response(request: Request, exc: PlatformError) -> Response:
               422: "There is a problem with what you entered"}
     env = request.app.state.templates
     body = env.get_template("error.html").render(
-        request=request, site_name=request.app.state.settings.site_name, status=exc.status,
+        request=request, site_name=request.app.state.settings.site_name,
+        brand_name=request.app.state.settings.brand_name, status=exc.status,
         title=titles.get(exc.status, "There is a problem"), message=exc.message, errors=exc.fields,
         nav_items=nav_items(request), current_user=getattr(request.state, "signed_in", None),
         csrf_token=request.session.get("csrf", "") if "session" in request.scope else "",
