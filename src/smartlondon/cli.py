@@ -112,6 +112,10 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
     except SchemaOutOfDate as exc:
         fail(str(exc))
         return
+    from .catalogue.facets import counter_for
+
+    with console.status("Preparing search facets"):
+        counter_for(env.db.engine).refresh()  # so the first search does not pay for loading them
     console.print(f"Serving {env.settings.site_name} on http://{host}:{port} (database: {env.db.dialect})")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
