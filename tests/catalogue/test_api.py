@@ -245,6 +245,7 @@ def test_openapi_and_platform_endpoints(client):
     schema = client.get("/openapi.json").json()
     assert "/api/datasets" in schema["paths"]
     assert "requestBody" in schema["paths"]["/api/datasets"]["post"]
+    assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"  # "Authorize" in /api/docs
     health = client.get("/healthz").json()
     assert health["status"] == "ok" and health["schema"] == health["expected_schema"]
     client.get("/api/datasets")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPBearer
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -17,7 +18,9 @@ from . import search as search_module
 from . import service
 from .views import search_payload
 
-router = APIRouter(prefix="/api", tags=["catalogue"])
+# Documents the token for OpenAPI clients (Swagger UI's "Authorize"); checking it is the Context's job.
+bearer = HTTPBearer(auto_error=False, description="An API token: `smartlondon token create USER` or the API tokens page")
+router = APIRouter(prefix="/api", tags=["catalogue"], dependencies=[Depends(bearer)])
 
 
 class DatasetIn(BaseModel):

@@ -55,6 +55,7 @@ class ObservabilityMiddleware:
             await self.app(scope, receive, send)
             return
         scope.setdefault("state", {})
+        path = scope.get("path")  # as asked for, before the .json suffix is taken off
         rid = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode()[:64] or uuid.uuid4().hex
         token = request_id_var.set(rid)
         started = time.perf_counter()
@@ -79,7 +80,7 @@ class ObservabilityMiddleware:
             LATENCY.labels(method, route_path).observe(elapsed)
             actor = scope["state"].get("actor_label")
             log.info("request", extra={"fields": {
-                "request_id": rid, "method": method, "path": scope.get("path"), "route": route_path,
+                "request_id": rid, "method": method, "path": path, "route": route_path,
                 "status": status, "duration_ms": round(elapsed * 1000, 2), "actor": actor,
             }})
             request_id_var.reset(token)
