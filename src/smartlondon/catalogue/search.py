@@ -245,18 +245,35 @@ def _browses_everything(actor: Actor, request: SearchRequest) -> bool:
             and not actor.roles and not actor.is_sysadmin)
 
 
-def _sqlite_ranked_ids(session: Session, actor: Actor, request: SearchRequest, parsed: ParsedQuery,
-                       counter: Any) -> np.ndarray:
-    """Every visible match in relevance order, from the FTS5 index alone (SQLite, relevance sort).
-
-    Visibility comes from the facet counter's columns instead of a join to ``dataset``.
-    """
-    expression = fts5_expression(parsed.clauses)
+def _scored_matches(session: Session, parsed: ParsedQuery) -> list[tuple[int, float]]:
+    """Every indexed match as (id, score), lower scores first in rank, straight from the driver."""
+    connection = session.connection()
+    raw = connection.connection.driver_connection  # plain tuples: fast into numpy
+    if connection.dialect.name != "postgresql":
+        expression = fts5_expression(parsed.clauses)
+        for term in parsed.excluded:
+            expression = f"({expression}) NOT {fts5_expression([[term]])}"
+        return raw.execute("SELECT rowid, bm25(dataset_fts, 10.0, 5.0, 1.0) FROM dataset_fts "
+                           "WHERE dataset_fts MATCH ?", (expression,)).fetchall()
+    tsq = pg_tsquery(parsed.clauses)
+    stmt = select(Dataset.id, -func.ts_rank(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), Dataset.search_vector,
+                                            tsq)).where(Dataset.search_vector.op("@@", return_type=Boolean)(tsq))
     for term in parsed.excluded:
-        expression = f"({expression}) NOT {fts5_expression([[term]])}"
-    sql = "SELECT rowid, bm25(dataset_fts, 10.0, 5.0, 1.0) FROM dataset_fts WHERE dataset_fts MATCH ?"
-    raw = session.connection().connection.driver_connection  # plain tuples: fast into numpy
-    rows = raw.execute(sql, (expression,)).fetchall()
+        stmt = stmt.where(~Dataset.search_vector.op("@@", return_type=Boolean)(pg_tsquery([[term]])))
+    compiled = stmt.compile(dialect=connection.dialect)
+    with raw.cursor() as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return cursor.fetchall()
+
+
+def _ranked_ids(session: Session, actor: Actor, request: SearchRequest, parsed: ParsedQuery,
+                counter: Any) -> np.ndarray:
+    """Every visible match in relevance order, from the full-text index alone.
+
+    Visibility and facet filters come from the facet counter's columns instead of a join to
+    ``dataset`` and subqueries, and the ranking is sorted in numpy.
+    """
+    rows = _scored_matches(session, parsed)
     if not rows:
         return np.zeros(0, dtype=np.int64)
     table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows)).reshape(-1, 2)
@@ -285,9 +302,8 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
     offset = (request.page - 1) * request.page_size
     counter = counter_for(session.get_bind().engine)
     parsed = parse_query(request.q)
-    if (parsed.clauses and request.effective_sort == "relevance" and not request.bbox
-            and session.get_bind().dialect.name == "sqlite"):
-        all_ids = _sqlite_ranked_ids(session, actor, request, parsed, counter)
+    if parsed.clauses and request.effective_sort == "relevance" and not request.bbox:
+        all_ids = _ranked_ids(session, actor, request, parsed, counter)
         return _result(session, request, counter, all_ids, offset)
     stmt = hits_query(session, actor, request)
     stmt = stmt.add_columns(Dataset.modified, Dataset.title_sort, Dataset.created)
