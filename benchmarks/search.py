@@ -234,6 +234,7 @@ def run(backend: str, n: int, n_queries: int, workdir: Path, reuse: bool = False
         api_times: list[float] = []
         raw_times: list[float] = []
         totals = 0
+        matches: list[int] = []
         with httpx.Client(base_url=base, timeout=30) as client:
             for params in searches[:50]:  # warm both paths
                 client.get("/api/datasets", params=params)
@@ -247,7 +248,8 @@ def run(backend: str, n: int, n_queries: int, workdir: Path, reuse: bool = False
                 response = client.get("/api/datasets", params=params)
                 api_times.append((time.perf_counter() - t0) * 1000)
                 response.raise_for_status()
-                totals += response.json()["count"]
+                matches.append(response.json()["count"])
+                totals += matches[-1]
         raw.close()
     finally:
         proc.terminate()
@@ -260,6 +262,14 @@ def run(backend: str, n: int, n_queries: int, workdir: Path, reuse: bool = False
     log(f"  {'':22}{'p50 ms':>10}{'p95 ms':>10}")
     log(f"  {'HTTP API (ours)':22}{result['api_p50']:>10.2f}{result['api_p95']:>10.2f}")
     log(f"  {'raw full-text (floor)':22}{result['raw_p50']:>10.2f}{result['raw_p95']:>10.2f}")
+    for low, high in ((0, 1000), (1000, 10000), (10000, 10**9)):
+        picked = [i for i, m in enumerate(matches) if low <= m < high]
+        if picked:
+            api = [api_times[i] for i in picked]
+            floor = [raw_times[i] for i in picked]
+            label = f"{low:,} to {high:,} matches" if high < 10**9 else f"{low:,}+ matches"
+            log(f"  {label:22} {len(picked):4} searches: API p50 {statistics.median(api):6.2f} p95 "
+                f"{percentile(api, 95):6.2f} | floor p50 {statistics.median(floor):6.2f} p95 {percentile(floor, 95):6.2f}")
     log(f"  ratio p95 API / floor: {result['ratio_p95']:.2f}x (target <= 2x)"
         + (f"; API p95 target <= 25 ms: {'met' if result['api_p95'] <= 25 else 'NOT met'}"
            if backend == "sqlite" else ""))
