@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ..core import accounts, audit
+from ..core.errors import BadRequest
 
 from ..core.uploads import receive_multipart
 from ..core.web import Context, CtxDep, json_body
@@ -153,8 +154,6 @@ async def create_resource(ref: str, request: Request, ctx: Context = CtxDep) -> 
         ds = await run_in_threadpool(check)
         upload = await receive_multipart(request, request.app.state.storage, ctx.settings.max_upload_bytes)
         if upload.file is None:
-            from ..core.errors import BadRequest
-
             upload.discard()
             raise BadRequest("Attach the file in a form field called 'upload', or send JSON with a 'url'.",
                              {"upload": "Choose a file to upload."})

@@ -19,7 +19,7 @@ import time
 import weakref
 from itertools import chain
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -143,6 +143,10 @@ class FacetCounter:
                 if any(r[1] is None for r in new) or len(state.overlay) + len(new) > OVERLAY_LIMIT:
                     self._state = state = self._load(conn)
                     return state
+                # Copy on write: searches running in other threads keep reading the state they have.
+                state = replace(state, codes=dict(state.codes), labels=list(state.labels),
+                                overlay=dict(state.overlay), stale=state.stale.copy(), seen=set(state.seen),
+                                public_counts=None)
                 self._apply_changes(conn, state, [r[1] for r in new])
                 state.seen.update(r[0] for r in new)
                 settled = time.time() - SETTLE_SECONDS
@@ -151,6 +155,7 @@ class FacetCounter:
                         break
                     state.watermark = change_id
                     state.seen.discard(change_id)
+                self._state = state
                 return state
 
     def invalidate(self) -> None:

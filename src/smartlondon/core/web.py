@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -27,10 +28,11 @@ from starlette.datastructures import FormData
 from ..settings import Settings
 from .accounts import ANONYMOUS, Actor, actor_for, authenticate_token
 from .db import Database
-from .errors import Forbidden, PlatformError
+from .errors import BadRequest, Forbidden, PayloadTooLarge, PlatformError, UnsupportedMediaType
 from .models import User
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+MAX_JSON_BYTES = 10 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/geo+json", "application/ld+json")
 
 
@@ -230,22 +232,17 @@ def error_response(request: Request, exc: PlatformError) -> Response:
 
 async def json_body(request: Request) -> dict[str, Any]:
     """The request's JSON object body; 415 if it is not JSON, 400 if it does not parse."""
-    import json
-
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type not in ("application/json", ""):
-        from .errors import UnsupportedMediaType
-
         raise UnsupportedMediaType("Send the body as JSON, with Content-Type: application/json.")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise PayloadTooLarge("The JSON body is larger than 10 MB. Upload files as multipart/form-data instead.")
     raw = await request.body()
     try:
         data = json.loads(raw or b"{}")
     except (ValueError, UnicodeDecodeError) as exc:
-        from .errors import BadRequest
-
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from exc
     if not isinstance(data, dict):
-        from .errors import BadRequest
-
         raise BadRequest("The request body must be a JSON object, like {\"title\": \"...\"}.")
     return data
