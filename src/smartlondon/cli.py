@@ -168,6 +168,29 @@ def user_role(env: Env, username: str, organisation: str, role: str) -> None:
 
 
 @main.group(cls=PlatformErrors)
+def org() -> None:
+    """Organisations that publish data."""
+
+
+@org.command("create")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--kind", default="other", show_default=True,
+              help="local-authority, regional, transport, police, fire, health or other.")
+@click.option("--gss", "gss_code", default=None, help="GSS code, for an area-based body.")
+@click.option("--url", default=None, help="Its web site.")
+@pass_env
+def org_create(env: Env, slug: str, name: str, kind: str, gss_code: str | None, url: str | None) -> None:
+    """Add an organisation (as a sysadmin would)."""
+    from .core import accounts
+
+    with env.db.session() as session:
+        accounts.create_organisation(session, accounts.COMMAND_LINE, slug=slug, name=name, kind=kind,
+                                     gss_code=gss_code, url=url)
+    console.print(f"Created organisation {name} ({slug}).")
+
+
+@main.group(cls=PlatformErrors)
 def token() -> None:
     """API tokens."""
 

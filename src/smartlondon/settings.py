@@ -80,11 +80,6 @@ class Settings:
         """Where uploaded files are stored."""
         return self.data_dir / "files"
 
-    @property
-    def is_sqlite(self) -> bool:
-        """True when the database is SQLite (the embedded default)."""
-        return self.database_url.startswith("sqlite")
-
 
 def _stored_secret(data_dir: Path) -> str:
     """Return the secret key kept in ``<data_dir>/secret_key``, creating it on first use."""

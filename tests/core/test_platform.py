@@ -87,6 +87,11 @@ def test_cli_creates_users_and_tokens_that_work(tmp_path, client, db, settings, 
     assert bad.exit_code == 1 and "already exists" in bad.output
     unknown = runner.invoke(main, ["user", "role", "eve", "atlantis", "editor"])
     assert unknown.exit_code == 1 and "no organisation called 'atlantis'" in unknown.output
+    made = runner.invoke(main, ["org", "create", "barts-health", "Barts Health NHS Trust", "--kind", "health"])
+    assert made.exit_code == 0, made.output
+    assert client.get("/api/organisations/barts-health").json()["name"] == "Barts Health NHS Trust"
+    again = runner.invoke(main, ["org", "create", "barts-health", "Barts again"])
+    assert again.exit_code == 1 and "already used" in again.output
 
 
 def test_healthz_reports_the_database(client, db):

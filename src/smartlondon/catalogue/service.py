@@ -75,14 +75,6 @@ def get_resource(session: Session, actor: Actor, dataset: Dataset, resource_id: 
     raise NotFound(f"The dataset '{dataset.slug}' has no resource '{resource_id}'.")
 
 
-def find_resource(session: Session, actor: Actor, resource_id: str) -> Resource:
-    """A resource by its UUID alone, if the actor may see its dataset; otherwise 404."""
-    res = session.scalar(select(Resource).where(Resource.uuid == resource_id))
-    if res is None or not visible_to(actor, res.dataset):
-        raise NotFound(f"There is no resource '{resource_id}'.")
-    return res
-
-
 def featured_datasets(session: Session, limit: int = 6) -> list[Dataset]:
     """Featured public datasets, then the most recently updated, for the home page."""
     base = select(Dataset).where(Dataset.state == "active", Dataset.private.is_(False))

@@ -52,10 +52,6 @@ class Actor:
             return self.user.username
         return "command line" if self.via == "cli" else "anonymous"
 
-    def role_in(self, organisation_id: int) -> str | None:
-        """This actor's role in an organisation, or None."""
-        return self.roles.get(organisation_id)
-
     def can_edit(self, organisation_id: int) -> bool:
         """True if this actor may publish and edit the organisation's datasets."""
         return self.is_sysadmin or self.roles.get(organisation_id) in ("editor", "admin")
