@@ -74,3 +74,26 @@ def test_rebuild_reloads_everything(db):
         assert index.rebuild(s) == 2
     assert dict(counter.count_public()["publisher"]) == {"camden": 1, "brent": 1}
     assert counter.matching(np.array([1, 2]), {"publisher": ["brent"]}).tolist() == [False, True]
+
+
+def test_pruning_the_change_log_never_loses_a_change(db):
+    from sqlalchemy import text
+
+    from smartlondon.catalogue import index
+
+    follower = FacetCounter(db.engine)  # keeps up with every change
+    make(db, "first")
+    follower.count_public()
+    laggard = FacetCounter(db.engine)  # loads now, then sleeps through the next changes
+    laggard.count_public()
+    make(db, "second", publisher="brent")
+    make(db, "third", publisher="brent")
+    assert dict(follower.count_public()["publisher"]) == {"camden": 1, "brent": 2}
+    with db.engine.begin() as conn:  # age the log by two days
+        conn.execute(text("UPDATE search_change SET at = at - 172800"))
+    with db.session() as s:
+        assert index.prune_changes(s) >= 2
+    make(db, "fourth", publisher="bexley")
+    expected = {"camden": 1, "brent": 2, "bexley": 1}
+    assert dict(follower.count_public()["publisher"]) == expected
+    assert dict(laggard.count_public()["publisher"]) == expected  # reloaded: its log rows were gone

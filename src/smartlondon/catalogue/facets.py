@@ -140,14 +140,17 @@ class FacetCounter:
                 rows = conn.execute(text("SELECT id, dataset_id, at FROM search_change WHERE id > :w ORDER BY id"),
                                     {"w": state.watermark}).all()
                 new = [r for r in rows if r[0] not in state.seen]
-                if any(r[1] is None for r in new) or len(state.overlay) + len(new) > OVERLAY_LIMIT:
+                # A reset (rebuild), a pruning of log rows this copy has not read, or too many changes:
+                # reload rather than follow the log.
+                behind = any(r[1] is not None and r[1] < 0 and -r[1] > state.watermark for r in new)
+                if any(r[1] is None for r in new) or behind or len(state.overlay) + len(new) > OVERLAY_LIMIT:
                     self._state = state = self._load(conn)
                     return state
                 # Copy on write: searches running in other threads keep reading the state they have.
                 state = replace(state, codes=dict(state.codes), labels=list(state.labels),
                                 overlay=dict(state.overlay), stale=state.stale.copy(), seen=set(state.seen),
                                 public_counts=None)
-                self._apply_changes(conn, state, [r[1] for r in new])
+                self._apply_changes(conn, state, [r[1] for r in new if r[1] >= 0])
                 state.seen.update(r[0] for r in new)
                 settled = time.time() - SETTLE_SECONDS
                 for change_id, _, at in rows:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.reference import format_group
@@ -57,8 +57,30 @@ def index_dataset(session: Session, ds: Dataset) -> None:
         session.execute(insert(DatasetFacet), rows)
 
 
+PRUNE_EVERY = 5000  # changes between two prunings of the change log
+KEEP_SECONDS = 86400.0  # how long a change stays in the log
+
+
 def _note_change(session: Session, dataset_id: int | None) -> None:
-    session.execute(insert(SearchChange), [{"dataset_id": dataset_id, "at": time.time()}])
+    change_id = session.execute(insert(SearchChange).returning(SearchChange.id),
+                                [{"dataset_id": dataset_id, "at": time.time()}]).scalar_one()
+    if change_id % PRUNE_EVERY == 0:
+        prune_changes(session)
+
+
+def prune_changes(session: Session, keep_seconds: float = KEEP_SECONDS) -> int:
+    """Drop change-log rows older than ``keep_seconds``; returns how many went.
+
+    A marker row (``dataset_id`` = minus the highest id removed) tells facet counters that are
+    further behind than that to reload instead of following the log.
+    """
+    cutoff = time.time() - keep_seconds
+    boundary = session.scalar(select(func.max(SearchChange.id)).where(SearchChange.at < cutoff))
+    if not boundary:
+        return 0
+    removed = session.execute(delete(SearchChange).where(SearchChange.id <= boundary)).rowcount
+    session.execute(insert(SearchChange), [{"dataset_id": -boundary, "at": time.time()}])
+    return removed or 0
 
 
 def unindex_dataset(session: Session, dataset_id: int) -> None:
