@@ -1,0 +1,191 @@
+"""WCAG 2.2 AA: axe-core checks the main pages, rendered by the real app in headless Chromium.
+
+The app runs under uvicorn on a free local port; Chromium loads each page (desktop width, and 320 CSS
+pixels for the reflow criterion), axe-core is injected and must report no violations.
+
+Needs /usr/bin/chromium (Debian package ``chromium``), the ``playwright`` Python package (no
+``playwright install``: the system Chromium is used) and node_modules/axe-core (``npm ci``). Without
+them the tests are skipped locally, but fail when ``CI`` is set: CI must never skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pytest
+import uvicorn
+
+from smartlondon.catalogue import service
+from smartlondon.core.accounts import COMMAND_LINE
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+DESKTOP, NARROW = 1280, 320
+
+DATASETS = [
+    {"title": "Air quality monitoring sites", "slug": "air-quality-sites", "publisher": "camden",
+     "description": "Where the **London Air Quality Network** measures air pollution.\n\n"
+                    "- nitrogen dioxide\n- particulates", "keywords": ["air quality", "no2"],
+     "themes": ["environment", "health"], "frequency": "monthly", "temporal_start": "2023-01-01",
+     "temporal_end": "2023-12-31", "boroughs": ["E09000007"], "bbox": [-0.2135, 51.5128, -0.1053, 51.5729],
+     "geography": "point", "contact_name": "Air Quality Team", "contact_email": "air@camden.example.org",
+     "featured": True},
+    {"title": "Air traffic noise complaints", "slug": "air-noise", "publisher": "camden",
+     "description": "Complaints about aircraft noise.", "keywords": ["noise"], "themes": ["environment"]},
+    {"title": "Bus stop locations", "slug": "bus-stops", "publisher": "camden",
+     "description": "Every bus stop in Camden.", "keywords": ["buses"], "themes": ["transport"],
+     "featured": True},
+]
+SITES_CSV = ("site_code,site_name,borough,latitude,longitude,opened\n" + "".join(
+    f"CD{i},Camden site number {i} with a long name,Camden,51.5{i:02d},-0.1{i:02d},2001-01-{i % 28 + 1:02d}\n"
+    for i in range(1, 40))).encode()
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a developer's machine; fail in CI, which must run every accessibility check."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless system Chromium for the whole module."""
+    if not AXE_JS.is_file():
+        unavailable(f"{AXE_JS} is missing: run `npm ci`")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is missing: install requirements.lock")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def template_cache(tmp_path_factory: pytest.TempPathFactory) -> jinja2.BytecodeCache:
+    """Compiled templates shared by the tests' apps: each test builds a new app (and Jinja environment)."""
+    return jinja2.FileSystemBytecodeCache(str(tmp_path_factory.mktemp("jinja-cache")))
+
+
+@pytest.fixture
+def site(app, client, db, editor, template_cache) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The app, with a few datasets and an uploaded CSV, served by uvicorn on a free local port."""
+    app.state.templates.bytecode_cache = template_cache  # speed only: the same templates, compiled once
+    with db.session() as session:
+        for body in DATASETS:
+            service.create_dataset(session, COMMAND_LINE, dict(body))
+    upload = client.post("/api/datasets/air-quality-sites/resources", headers=editor.headers,
+                         data={"title": "Monitoring sites"}, files={"upload": ("sites.csv", SITES_CSV, "text/csv")})
+    assert upload.status_code == 201, upload.text
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield {"base": f"http://127.0.0.1:{port}", "resource": upload.json()["id"],
+               "username": editor.username, "password": editor.password}
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+# --- how to reach each page ----------------------------------------------------------------------
+
+def failed_sign_in(page, site) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["base"] + "/sign-in")
+    page.fill("#username", site["username"])
+    page.fill("#password", "not-the-password")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    assert page.locator(".govuk-error-summary").count() == 1
+
+
+def new_dataset_with_errors(page, site) -> None:  # type: ignore[no-untyped-def]
+    page.goto(site["base"] + "/sign-in")
+    page.fill("#username", site["username"])
+    page.fill("#password", site["password"])
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign in").click()
+    page.goto(site["base"] + "/dataset/new")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Publish dataset").click()
+    assert page.locator(".govuk-error-summary").count() == 1
+
+
+PAGES: dict[str, str | Callable[..., None]] = {
+    "home": "/",
+    "search": "/dataset?q=air",
+    "dataset": "/dataset/air-quality-sites",
+    "history": "/dataset/air-quality-sites/history",
+    "preview": "/dataset/air-quality-sites/resource/{resource}",
+    "organisations": "/organisation",
+    "organisation": "/organisation/camden",
+    "sign-in": "/sign-in",
+    "accessibility": "/accessibility",
+    "sign-in-error": failed_sign_in,
+    "new-dataset-errors": new_dataset_with_errors,
+}
+NARROW_TOO = {"search", "dataset"}
+CASES = [pytest.param(name, DESKTOP, id=name) for name in PAGES] + \
+        [pytest.param(name, NARROW, id=f"{name}-320px") for name in PAGES if name in NARROW_TOO]
+
+
+def describe(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for v in violations:
+        first = v["nodes"][0]["target"] if v["nodes"] else "?"
+        lines.append(f"- {v['id']} ({v['impact']}): {v['help']}; {len(v['nodes'])} node(s), first {first}")
+    return "\n".join(lines)
+
+
+@pytest.mark.parametrize(("name", "width"), CASES)
+def test_page_has_no_wcag_22_aa_violations(browser, site, name: str,  # type: ignore[no-untyped-def]
+                                           width: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    try:
+        # Only our own server: no map tiles or anything else from the internet.
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site["base"])
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        target = PAGES[name]
+        if callable(target):
+            target(page, site)
+        else:
+            response = page.goto(site["base"] + target.format(**site))
+            assert response is not None and response.status == 200, f"{target}: {response and response.status}"
+        page.add_script_tag(path=str(AXE_JS))
+        results = page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", WCAG_TAGS)
+        violations = results["violations"]
+        assert not violations, f"axe: WCAG 2.2 AA violations on {page.url} at {width}px:\n{describe(violations)}"
+        if width == NARROW:  # WCAG 1.4.10 Reflow: no scrolling in two dimensions at 320 CSS pixels
+            scroll_width = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= width, f"{page.url} scrolls sideways at {width}px ({scroll_width}px wide)"
+    finally:
+        context.close()
