@@ -98,7 +98,8 @@ def db_current(env: Env) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int,
+              help="Processes to serve with (each keeps its own search facet copy).")
 @pass_env
 def serve(env: Env, host: str, port: int, workers: int) -> None:
     """Serve the web site and APIs."""
@@ -117,6 +118,10 @@ def serve(env: Env, host: str, port: int, workers: int) -> None:
     with console.status("Preparing search facets"):
         counter_for(env.db.engine).refresh()  # so the first search does not pay for loading them
     console.print(f"Serving {env.settings.site_name} on http://{host}:{port} (database: {env.db.dialect})")
+    if workers > 1:  # each worker process builds its own app from the same settings
+        uvicorn.run("smartlondon.app:create_app", factory=True, host=host, port=port, workers=workers,
+                    log_level="warning", access_log=False)
+        return
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
