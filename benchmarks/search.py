@@ -31,7 +31,7 @@ from catalogue_generator import generate, queries  # noqa: E402
 
 from smartlondon.catalogue import index  # noqa: E402
 from smartlondon.catalogue.models import Dataset, DatasetArea, DatasetKeyword, DatasetTheme, Resource  # noqa: E402
-from smartlondon.catalogue.search import fts5_expression, parse_query  # noqa: E402
+from smartlondon.catalogue.search import BM25, PG_WEIGHTS, fts5_expression, parse_query  # noqa: E402
 from smartlondon.core import migrate, reference  # noqa: E402
 from smartlondon.core.db import Database  # noqa: E402
 from smartlondon.core.models import Organisation  # noqa: E402
@@ -169,7 +169,7 @@ def floor_statement(db: Database, params: dict[str, str]) -> tuple[str, list]:
         filt = " AND {col} IN (SELECT dataset_id FROM dataset_facet WHERE facet = ? AND value = ?)" if facet else ""
         if parsed.clauses:
             # MATERIALIZED: a rowid IN (...) on the FTS5 table itself would rerun the match per row.
-            sql = ("WITH m AS MATERIALIZED (SELECT rowid AS id, bm25(dataset_fts, 10.0, 5.0, 1.0) AS score "
+            sql = (f"WITH m AS MATERIALIZED (SELECT rowid AS id, {BM25} AS score "
                    "FROM dataset_fts WHERE dataset_fts MATCH ?) "
                    f"SELECT id FROM m WHERE 1 {filt.format(col='id')} ORDER BY score LIMIT 20 OFFSET {offset}")
             return sql, [fts5_expression(parsed.clauses), *args]
@@ -181,7 +181,7 @@ def floor_statement(db: Database, params: dict[str, str]) -> tuple[str, list]:
     if parsed.clauses:
         tsq, tsq_args = pg_tsquery_sql(parsed.clauses)
         conditions.append(f"search_vector @@ {tsq}")
-        order = f"ts_rank('{{0.1,0.2,0.5,1.0}}'::float4[], search_vector, {tsq}) DESC"
+        order = f"ts_rank({PG_WEIGHTS}, search_vector, {tsq}) DESC"
         where_args, order_args = list(tsq_args), list(tsq_args)
     if facet:
         conditions.append("id IN (SELECT dataset_id FROM dataset_facet WHERE facet = %s AND value = %s)")

@@ -30,6 +30,8 @@ from .index import FACETS
 from .models import Dataset, DatasetFacet
 
 SORTS = ("relevance", "updated", "title", "created")
+BM25 = "bm25(dataset_fts, 10.0, 5.0, 1.0)"  # SQLite: title, keywords, description weights
+PG_WEIGHTS = "'{0.1,0.2,0.5,1.0}'::float4[]"  # PostgreSQL: D, C (description), B (keywords), A (title)
 MAX_PAGE_SIZE = 1000
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)?", re.UNICODE)
@@ -194,10 +196,10 @@ def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select
         if postgres:
             tsq = pg_tsquery(parsed.clauses)
             conditions.append(Dataset.search_vector.op("@@", return_type=Boolean)(tsq))
-            score = -func.ts_rank(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), Dataset.search_vector, tsq)
+            score = -func.ts_rank(literal_column(PG_WEIGHTS), Dataset.search_vector, tsq)
         else:
             from_fts = (select(literal_column("rowid").label("id"),
-                               literal_column("bm25(dataset_fts, 10.0, 5.0, 1.0)").label("score"))
+                               literal_column(BM25).label("score"))
                         .select_from(text("dataset_fts"))
                         .where(text("dataset_fts MATCH :fts").bindparams(fts=fts5_expression(parsed.clauses)))
                         .cte("fts").prefix_with("MATERIALIZED"))  # match once, never once per row
@@ -253,11 +255,10 @@ def _scored_matches(session: Session, parsed: ParsedQuery) -> list[tuple[int, fl
         expression = fts5_expression(parsed.clauses)
         for term in parsed.excluded:
             expression = f"({expression}) NOT {fts5_expression([[term]])}"
-        return raw.execute("SELECT rowid, bm25(dataset_fts, 10.0, 5.0, 1.0) FROM dataset_fts "
-                           "WHERE dataset_fts MATCH ?", (expression,)).fetchall()
+        return raw.execute(f"SELECT rowid, {BM25} FROM dataset_fts WHERE dataset_fts MATCH ?",
+                           (expression,)).fetchall()
     tsq = pg_tsquery(parsed.clauses)
-    stmt = select(Dataset.id, -func.ts_rank(literal_column("'{0.1,0.2,0.5,1.0}'::float4[]"), Dataset.search_vector,
-                                            tsq)).where(Dataset.search_vector.op("@@", return_type=Boolean)(tsq))
+    stmt = select(Dataset.id, -func.ts_rank(literal_column(PG_WEIGHTS), Dataset.search_vector, tsq)).where(Dataset.search_vector.op("@@", return_type=Boolean)(tsq))
     for term in parsed.excluded:
         stmt = stmt.where(~Dataset.search_vector.op("@@", return_type=Boolean)(pg_tsquery([[term]])))
     compiled = stmt.compile(dialect=connection.dialect)
