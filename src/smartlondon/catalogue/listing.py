@@ -76,6 +76,9 @@ class ResourceView:
     byte_size: int | None
     sha256: str | None
     table_schema: dict[str, Any] | None
+    extras: dict[str, str]
+    created: datetime
+    modified: datetime
 
 
 @dataclass(slots=True)
@@ -102,6 +105,9 @@ class DatasetView:
     private: bool
     state: str
     featured: bool
+    landing_page: str
+    version: str
+    extras: dict[str, str]
     created: datetime
     modified: datetime
     organisation: OrganisationView

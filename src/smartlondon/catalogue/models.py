@@ -83,6 +83,9 @@ class Dataset(Base):
     private: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(20), default="active")
     featured: Mapped[bool] = mapped_column(Boolean, default=False)
+    landing_page: Mapped[str] = mapped_column(String(2000), default="")
+    version: Mapped[str] = mapped_column(String(100), default="")
+    extras: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     search_vector: Mapped[Any] = mapped_column(_SearchVector, nullable=True, deferred=True)
@@ -159,6 +162,7 @@ class Resource(Base):
     byte_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     table_schema: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    extras: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
     created: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     modified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -7,6 +7,7 @@ the caller's transaction, so a failure leaves nothing half written.
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from urllib.parse import quote
@@ -36,9 +37,9 @@ URL = re.compile(r"^https?://[^\s]+$")
 DATASET_FIELDS = (
     "slug", "title", "description", "publisher", "licence", "contact_name", "contact_email", "keywords",
     "themes", "frequency", "temporal_start", "temporal_end", "boroughs", "bbox", "geography", "private",
-    "state", "featured",
+    "state", "featured", "landing_page", "version", "extras",
 )
-RESOURCE_FIELDS = ("title", "description", "url", "format", "media_type", "table_schema", "position")
+RESOURCE_FIELDS = ("title", "description", "url", "format", "media_type", "table_schema", "position", "extras")
 
 
 def slugify(text: str) -> str:
@@ -237,6 +238,21 @@ def clean_dataset(session: Session, data: dict[str, Any], existing: Dataset | No
     for name in ("private", "featured"):
         if present(name):
             out[name] = _as_bool(data.get(name))
+    if present("landing_page"):
+        page = str(data.get("landing_page") or "").strip()
+        if page and not URL.match(page):
+            errors["landing_page"] = "Enter the landing page as a web address starting with http:// or https://."
+        out["landing_page"] = page[:2000]
+    if present("version"):
+        version = str(data.get("version") or "").strip()
+        if len(version) > 100:
+            errors["version"] = "The version must be 100 characters or fewer."
+        out["version"] = version
+    if present("extras"):
+        try:
+            out["extras"] = clean_extras(data.get("extras"))
+        except ValueError as exc:
+            errors["extras"] = str(exc)
     if present("state"):
         state = str(data.get("state") or "active")
         if state not in ("active", "draft"):
@@ -248,6 +264,28 @@ def clean_dataset(session: Session, data: dict[str, Any], existing: Dataset | No
 
 
 # --- writing -----------------------------------------------------------------------------
+
+def clean_extras(value: Any) -> dict[str, str]:
+    """Extra key/value metadata as a dict of strings (also accepts CKAN's list of {key, value})."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, list):
+        pairs: dict[str, Any] = {}
+        for item in value:
+            if not isinstance(item, dict) or "key" not in item:
+                raise ValueError("Give the extras as an object of key/value pairs or a list of {key, value}.")
+            pairs[str(item["key"])] = item.get("value")
+        value = pairs
+    if not isinstance(value, dict):
+        raise ValueError("Give the extras as an object of key/value pairs or a list of {key, value}.")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        key = str(key).strip()
+        if not key or len(key) > 100:
+            raise ValueError("Each extra needs a key of 1 to 100 characters.")
+        out[key] = item if isinstance(item, str) else json.dumps(item, ensure_ascii=False)
+    return out
+
 
 def check_can_publish(actor: Actor, ds: Dataset) -> None:
     """Raise 401/403 unless the actor may change this dataset."""
@@ -262,7 +300,7 @@ def _check_can_publish(actor: Actor, org: Organisation) -> None:
 
 def _apply(ds: Dataset, cleaned: dict[str, Any]) -> None:
     simple = ("title", "description", "contact_name", "contact_email", "frequency", "temporal_start",
-              "temporal_end", "geography", "private", "state", "featured")
+              "temporal_end", "geography", "private", "state", "featured", "landing_page", "version", "extras")
     for name in simple:
         if name in cleaned:
             setattr(ds, name, cleaned[name])
@@ -398,6 +436,11 @@ def clean_resource(data: dict[str, Any], kind: str, creating: bool) -> dict[str,
         elif not isinstance(schema, dict) or not isinstance(schema.get("fields"), list):
             errors.setdefault("table_schema", "A Table Schema is a JSON object with a 'fields' list.")
         out["table_schema"] = schema
+    if "extras" in data:
+        try:
+            out["extras"] = clean_extras(data.get("extras"))
+        except ValueError as exc:
+            errors["extras"] = str(exc)
     if "position" in data and data.get("position") not in (None, ""):
         try:
             out["position"] = int(data["position"])
@@ -424,7 +467,7 @@ def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, An
         uuid=str(uuid.uuid4()), kind=kind, title=cleaned["title"], description=cleaned.get("description", ""),
         url=cleaned.get("url"), format=fmt, created=now, modified=now,
         media_type=cleaned.get("media_type") or media_type_for(fmt, filename),
-        table_schema=cleaned.get("table_schema"),
+        table_schema=cleaned.get("table_schema"), extras=cleaned.get("extras") or {},
         position=cleaned.get("position", max((r.position for r in ds.resources), default=-1) + 1),
     )
     if stored is not None:
@@ -508,6 +551,7 @@ def dataset_record(ds: Dataset) -> dict[str, Any]:
         "temporal_end": ds.temporal_end.isoformat() if ds.temporal_end else None,
         "boroughs": [a.gss_code for a in ds.areas], "bbox": bbox_of(ds), "geography": ds.geography,
         "private": ds.private, "state": ds.state, "featured": ds.featured,
+        "landing_page": ds.landing_page or "", "version": ds.version or "", "extras": dict(ds.extras or {}),
     }
 
 
@@ -523,7 +567,7 @@ def resource_record(res: Resource) -> dict[str, Any]:
         "id": res.uuid, "title": res.title, "description": res.description, "kind": res.kind,
         "url": res.url, "filename": res.filename, "format": display_format(res.format),
         "media_type": res.media_type, "byte_size": res.byte_size, "sha256": res.sha256,
-        "table_schema": res.table_schema, "position": res.position,
+        "table_schema": res.table_schema, "position": res.position, "extras": dict(res.extras or {}),
     }
 
 
