@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..core import audit
+from ..core import audit, events
 from ..core.accounts import Actor, require_authenticated
 from ..core.db import utcnow
 from ..core.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -356,6 +356,7 @@ def create_dataset(session: Session, actor: Actor, data: dict[str, Any]) -> Data
     index.index_dataset(session, ds)
     audit.record(session, actor, "dataset.create", "dataset", ds.uuid, after=dataset_record(ds),
                  dataset_id=ds.id, organisation_id=ds.organisation_id, summary=f"Created “{ds.title}”")
+    events.emit(session, "dataset.changed", dataset_id=ds.id)
     return ds
 
 
@@ -385,6 +386,7 @@ def update_dataset(session: Session, actor: Actor, ds: Dataset, data: dict[str, 
     index.index_dataset(session, ds)
     audit.record(session, actor, "dataset.update", "dataset", ds.uuid, before=before, after=after,
                  dataset_id=ds.id, organisation_id=ds.organisation_id, summary=f"Updated “{ds.title}”")
+    events.emit(session, "dataset.changed", dataset_id=ds.id)
     return ds
 
 
@@ -398,6 +400,7 @@ def delete_dataset(session: Session, actor: Actor, ds: Dataset) -> None:
     audit.record(session, actor, "dataset.delete", "dataset", ds.uuid, before=before,
                  after={**before, "state": "deleted"}, dataset_id=ds.id,
                  organisation_id=ds.organisation_id, summary=f"Deleted “{ds.title}”")
+    events.emit(session, "dataset.deleted", dataset_id=ds.id)
 
 
 # --- resources -----------------------------------------------------------------------------
@@ -480,6 +483,8 @@ def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, An
     audit.record(session, actor, "resource.create", "resource", res.uuid, after=resource_record(res),
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Added resource “{res.title}”")
+    events.emit(session, "resource.changed", resource_id=res.id, dataset_id=ds.id)
+    events.emit(session, "dataset.changed", dataset_id=ds.id)
     return res
 
 
@@ -511,6 +516,8 @@ def update_resource(session: Session, actor: Actor, res: Resource, data: dict[st
     audit.record(session, actor, "resource.update", "resource", res.uuid, before=before, after=after,
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Updated resource “{res.title}”")
+    events.emit(session, "resource.changed", resource_id=res.id, dataset_id=ds.id)
+    events.emit(session, "dataset.changed", dataset_id=ds.id)
     return res, old_key
 
 
@@ -520,6 +527,7 @@ def delete_resource(session: Session, actor: Actor, res: Resource) -> str | None
     _check_can_publish(actor, ds.organisation)
     before = resource_record(res)
     key = res.storage_key
+    resource_id = res.id
     ds.resources.remove(res)
     ds.modified = utcnow()
     session.flush()
@@ -527,6 +535,8 @@ def delete_resource(session: Session, actor: Actor, res: Resource) -> str | None
     audit.record(session, actor, "resource.delete", "resource", before["id"], before=before,
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Removed resource “{before['title']}”")
+    events.emit(session, "resource.deleted", resource_id=resource_id, dataset_id=ds.id)
+    events.emit(session, "dataset.changed", dataset_id=ds.id)
     return key
 
 
