@@ -45,6 +45,9 @@ class DatasetIn(BaseModel):
     geography: str | None = None
     private: bool | None = None
     state: str | None = Field(None, description="active or draft")
+    landing_page: str | None = Field(None, description="A web page about the dataset (http/https)")
+    version: str | None = None
+    extras: dict[str, str] | None = Field(None, description="Extra metadata as key/value strings")
 
 
 class ResourceIn(BaseModel):
