@@ -24,6 +24,10 @@ import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from . import ordering, ranking
+from .ordering import SortKeys
+from .ranking import TextState
+
 
 SETTLE_SECONDS = 600.0  # a change older than this is taken as settled: committed, or never to be
 OVERLAY_LIMIT = 5000
@@ -43,6 +47,8 @@ class _State:
     watermark: int = 0
     seen: set[int] = field(default_factory=set)
     public_counts: np.ndarray | None = None
+    text: TextState | None = None  # postings for in-memory BM25 (SQLite only; ranking.py)
+    sort_keys: SortKeys | None = None  # dates and title ranks for sorting (SQLite only; ordering.py)
 
 
 class FacetCounter:
@@ -99,6 +105,9 @@ class FacetCounter:
             state.org[table[:, 0]] = table[:, 1]
             state.public[table[:, 0]] = table[:, 2].astype(bool)
         state.stale = np.zeros(max_id + 1, dtype=bool)
+        if conn.dialect.name == "sqlite":
+            state.text = ranking.load(conn)
+            state.sort_keys = ordering.load(conn)
         return state
 
     def _apply_changes(self, conn, state: _State, changed: list[int]) -> None:  # type: ignore[no-untyped-def]
@@ -150,7 +159,12 @@ class FacetCounter:
                 state = replace(state, codes=dict(state.codes), labels=list(state.labels),
                                 overlay=dict(state.overlay), stale=state.stale.copy(), seen=set(state.seen),
                                 public_counts=None)
-                self._apply_changes(conn, state, [r[1] for r in new if r[1] >= 0])
+                changed = [r[1] for r in new if r[1] >= 0]
+                self._apply_changes(conn, state, changed)
+                if state.text is not None:
+                    state.text = ranking.apply_changes(conn, state.text, changed)
+                if state.sort_keys is not None:
+                    state.sort_keys = ordering.apply_changes(conn, state.sort_keys, changed)
                 state.seen.update(r[0] for r in new)
                 settled = time.time() - SETTLE_SECONDS
                 for change_id, _, at in rows:
@@ -250,6 +264,15 @@ class FacetCounter:
                     unknown[pos] = False
                     visible[pos] = entry[1] or sysadmin or (entry[2] in organisations and entry[2] >= 0)
         return visible, unknown
+
+    def visible_ids(self, organisations: list[int], sysadmin: bool, state: _State | None = None) -> np.ndarray:
+        """Every committed dataset the actor may see, ascending (the candidates of a search without text)."""
+        state = state or self.refresh()
+        base = np.flatnonzero(state.known & ~state.stale)
+        overlaid = np.array(sorted(i for i, (_, _, org) in state.overlay.items() if org >= 0), dtype=np.int64)  # -1: deleted
+        ids = np.concatenate([base, overlaid]) if len(overlaid) else base
+        visible, _ = self.visible(ids, organisations, sysadmin, state)
+        return np.sort(ids[visible])
 
     @staticmethod
     def _top(state: _State, counts: np.ndarray, limit: int) -> dict[str, list[tuple[str, int]]]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from ..core.reference import format_group
@@ -61,7 +61,17 @@ PRUNE_EVERY = 5000  # changes between two prunings of the change log
 KEEP_SECONDS = 86400.0  # how long a change stays in the log
 
 
+INDEX_WRITTEN = "smartlondon.search_index_written"  # session.info flag: this transaction wrote the index
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _forget_index_writes(session: Session) -> None:
+    session.info.pop(INDEX_WRITTEN, None)
+
+
 def _note_change(session: Session, dataset_id: int | None) -> None:
+    session.info[INDEX_WRITTEN] = True
     change_id = session.execute(insert(SearchChange).returning(SearchChange.id),
                                 [{"dataset_id": dataset_id, "at": time.time()}]).scalar_one()
     if change_id % PRUNE_EVERY == 0:

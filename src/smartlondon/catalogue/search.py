@@ -26,11 +26,12 @@ import numpy as np
 from ..core.accounts import Actor
 from .facets import counter_for
 from .listing import DatasetView, load_datasets
-from .index import FACETS
+from . import ordering, ranking
+from .index import FACETS, INDEX_WRITTEN
 from .models import Dataset, DatasetFacet
 
 SORTS = ("relevance", "updated", "title", "created")
-BM25 = "bm25(dataset_fts, 10.0, 5.0, 1.0)"  # SQLite: title, keywords, description weights
+BM25 = "bm25(dataset_fts, {}, {}, {})".format(*ranking.WEIGHTS)  # SQLite: title, keywords, description
 PG_WEIGHTS = "'{0.1,0.2,0.5,1.0}'::float4[]"  # PostgreSQL: D, C (description), B (keywords), A (title)
 MAX_PAGE_SIZE = 1000
 _TOKEN = re.compile(r'(-?)"([^"]*)"?|(\S+)')
@@ -268,19 +269,23 @@ def _scored_matches(session: Session, parsed: ParsedQuery) -> list[tuple[int, fl
 
 
 def _ranked_ids(session: Session, actor: Actor, request: SearchRequest, parsed: ParsedQuery,
-                counter: Any) -> np.ndarray:
+                counter: Any, state: Any) -> np.ndarray:
     """Every visible match in relevance order, from the full-text index alone.
 
     Visibility and facet filters come from the facet counter's columns instead of a join to
     ``dataset`` and subqueries, and the ranking is sorted in numpy.
     """
-    rows = _scored_matches(session, parsed)
-    if not rows:
+    scored = None
+    if state.text is not None and not session.info.get(INDEX_WRITTEN):
+        scored = ranking.score(state.text, parsed.clauses, parsed.excluded)
+    if scored is None:  # phrases, PostgreSQL, or this transaction's own index writes: ask the index
+        rows = _scored_matches(session, parsed)
+        table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows)).reshape(-1, 2)
+        scored = table[:, 0].astype(np.int64), table[:, 1]
+    ids, scores = scored
+    if not len(ids):
         return np.zeros(0, dtype=np.int64)
-    table = np.fromiter(chain.from_iterable(rows), dtype=np.float64, count=2 * len(rows)).reshape(-1, 2)
-    ids, scores = table[:, 0].astype(np.int64), table[:, 1]
     filters = {f: [v for v in vals if v] for f, vals in request.filters.items() if f in FACETS}
-    state = counter.refresh()
     keep, unknown = counter.visible(ids, list(actor.roles), actor.is_sysadmin, state)
     keep &= counter.matching(ids, filters, state)
     if unknown.any():  # written in this very transaction: ask the database
@@ -303,9 +308,22 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
     offset = (request.page - 1) * request.page_size
     counter = counter_for(session.get_bind().engine)
     parsed = parse_query(request.q)
-    if parsed.clauses and request.effective_sort == "relevance" and not request.bbox:
-        all_ids = _ranked_ids(session, actor, request, parsed, counter)
-        return _result(session, request, counter, all_ids, offset)
+    sort = request.effective_sort
+    if parsed.clauses and sort == "relevance" and not request.bbox:
+        state = counter.refresh()
+        all_ids = _ranked_ids(session, actor, request, parsed, counter, state)
+        return _result(session, request, counter, all_ids, offset, state)
+    if not request.bbox and not parsed.excluded and not _browses_everything(actor, request) \
+            and not session.info.get(INDEX_WRITTEN):
+        state = counter.refresh()
+        if state.sort_keys is not None and state.text is not None:  # SQLite: sort the matches in memory
+            if parsed.clauses:
+                matches = _ranked_ids(session, actor, request, parsed, counter, state)
+            else:
+                matches = counter.visible_ids(list(actor.roles), actor.is_sysadmin, state)
+                filters = {f: [v for v in vals if v] for f, vals in request.filters.items() if f in FACETS}
+                matches = matches[counter.matching(matches, filters, state)]
+            return _result(session, request, counter, ordering.order(state.sort_keys, matches, sort), offset, state)
     stmt = hits_query(session, actor, request)
     stmt = stmt.add_columns(Dataset.modified, Dataset.title_sort, Dataset.created)
     hits = stmt.subquery("hits")
@@ -318,10 +336,10 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
 
 
 def _result(session: Session, request: SearchRequest, counter: Any, all_ids: np.ndarray,
-            offset: int) -> SearchResult:
+            offset: int, state: Any = None) -> SearchResult:
     """The page, total and facets of a search whose matching ids are all known, in order."""
     page_ids = all_ids[offset:offset + request.page_size].tolist()
-    facets = counter.count(all_ids, request.facet_limit) if request.include_facets and len(all_ids) else {}
+    facets = counter.count(all_ids, request.facet_limit, state) if request.include_facets and len(all_ids) else {}
     return SearchResult(request, len(all_ids), _load(session, page_ids), facets)
 
 
