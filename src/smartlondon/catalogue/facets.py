@@ -49,6 +49,7 @@ class _State:
     public_counts: np.ndarray | None = None
     text: TextState | None = None  # postings for in-memory BM25 (SQLite only; ranking.py)
     sort_keys: SortKeys | None = None  # dates and title ranks for sorting (SQLite only; ordering.py)
+    by_code: tuple[np.ndarray, np.ndarray] | None = None  # base datasets of each facet code (built on demand)
 
 
 class FacetCounter:
@@ -265,14 +266,41 @@ class FacetCounter:
                     visible[pos] = entry[1] or sysadmin or (entry[2] in organisations and entry[2] >= 0)
         return visible, unknown
 
-    def visible_ids(self, organisations: list[int], sysadmin: bool, state: _State | None = None) -> np.ndarray:
-        """Every committed dataset the actor may see, ascending (the candidates of a search without text)."""
+    def filtered_ids(self, filters: dict[str, list[str]], organisations: list[int], sysadmin: bool,
+                     state: _State | None = None) -> np.ndarray:
+        """Every committed dataset the actor may see that has the filtered facet values, ascending."""
         state = state or self.refresh()
-        base = np.flatnonzero(state.known & ~state.stale)
-        overlaid = np.array(sorted(i for i, (_, _, org) in state.overlay.items() if org >= 0), dtype=np.int64)  # -1: deleted
-        ids = np.concatenate([base, overlaid]) if len(overlaid) else base
-        visible, _ = self.visible(ids, organisations, sysadmin, state)
-        return np.sort(ids[visible])
+        active = {f: [state.codes[(f, v)] for v in vals if (f, v) in state.codes] for f, vals in filters.items() if vals}
+        live_overlay = [i for i, (_, _, org) in state.overlay.items() if org >= 0]  # org -1: deleted
+        if not active:
+            base = np.flatnonzero(state.known & ~state.stale)
+            overlaid = live_overlay
+        else:
+            # Start from the datasets carrying the rarest filtered facet's values, not from everything.
+            ptr, owners = self._by_code(state)
+            def postings(codes: list[int]) -> list[np.ndarray]:
+                return [owners[ptr[c]:ptr[c + 1]] for c in codes if c + 1 < len(ptr)]
+            codes = min(active.values(), key=lambda cs: sum(len(p) for p in postings(cs)))
+            parts = postings(codes)
+            base = np.unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+            base = base[~state.stale[base]]
+            overlaid = [i for i in live_overlay if np.isin(state.overlay[i][0], codes).any()]
+        ids = np.concatenate([base, np.array(overlaid, dtype=np.int64)]) if overlaid else base
+        keep, _ = self.visible(ids, organisations, sysadmin, state)
+        ids = ids[keep]
+        ids = ids[self.matching(ids, filters, state)] if len(active) > 1 else ids
+        return np.sort(ids)
+
+    @staticmethod
+    def _by_code(state: _State) -> tuple[np.ndarray, np.ndarray]:
+        """(offsets by facet code, dataset ids): which base datasets carry each facet value."""
+        if state.by_code is None:
+            owners = np.repeat(np.arange(len(state.indptr) - 1, dtype=np.int64), np.diff(state.indptr))
+            order = np.argsort(state.values, kind="stable")
+            counts = np.bincount(state.values, minlength=len(state.labels)) if len(state.values) else np.zeros(
+                len(state.labels), dtype=np.int64)
+            state.by_code = (np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), owners[order])
+        return state.by_code
 
     @staticmethod
     def _top(state: _State, counts: np.ndarray, limit: int) -> dict[str, list[tuple[str, int]]]:

@@ -320,9 +320,8 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
             if parsed.clauses:
                 matches = _ranked_ids(session, actor, request, parsed, counter, state)
             else:
-                matches = counter.visible_ids(list(actor.roles), actor.is_sysadmin, state)
                 filters = {f: [v for v in vals if v] for f, vals in request.filters.items() if f in FACETS}
-                matches = matches[counter.matching(matches, filters, state)]
+                matches = counter.filtered_ids(filters, list(actor.roles), actor.is_sysadmin, state)
             return _result(session, request, counter, ordering.order(state.sort_keys, matches, sort), offset, state)
     stmt = hits_query(session, actor, request)
     stmt = stmt.add_columns(Dataset.modified, Dataset.title_sort, Dataset.created)
