@@ -33,7 +33,7 @@ from .settings import Settings
 from .web.templating import make_environment
 
 STATIC = Path(__file__).parent / "web" / "static"
-CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.core")
+CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.catalogue.harvest", "smartlondon.core")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None,
@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     app.add_middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie="smartlondon_session",
                        same_site="lax", https_only=settings.secure_cookies, max_age=14 * 24 * 3600)
     app.add_middleware(SecurityHeadersMiddleware)
+    from .catalogue.rdf import RdfNegotiationMiddleware
+
+    app.add_middleware(RdfNegotiationMiddleware)  # inside JsonSuffixMiddleware: sees its json_suffix mark
     app.add_middleware(JsonSuffixMiddleware)
     app.add_middleware(ObservabilityMiddleware)
     _install_error_handlers(app)
@@ -76,8 +79,30 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .core import pages as core_pages
 
     app.include_router(catalogue_api.router)
+    from .catalogue.ckan import router as ckan_router
+
+    app.include_router(ckan_router.router)  # the CKAN Action API: /api/action/<name>, /api/3/action/<name>
     app.include_router(core_pages.router)
+    from .catalogue import bulk as catalogue_bulk
+    from .catalogue import rdf as catalogue_rdf
+
+    app.include_router(catalogue_rdf.router)  # before the pages: /dataset/<slug>.ttl is not a slug
+    app.include_router(catalogue_bulk.router)
     app.include_router(catalogue_pages.router)
+    from .catalogue.charter import pages as charter_pages
+    from .catalogue.charter import scheduler as charter_scheduler
+
+    app.include_router(charter_pages.router)  # /charter league tables, /dataset/<slug>/charter
+    charter_scheduler.install(app)  # checks links and rescores in the background when SMARTLONDON_CHARTER_SCHEDULER is on
+    from .catalogue.harvest import pages as harvest_pages
+    from .catalogue.harvest import scheduler as harvest_scheduler
+
+    app.include_router(harvest_pages.router)  # /harvest: sources, jobs and their reports
+    app.include_router(harvest_pages.api)  # /api/harvest
+    harvest_scheduler.install(app)  # runs due sources in the background when SMARTLONDON_HARVEST_SCHEDULER is on
+    from .catalogue import tabular
+
+    tabular.install(app)  # /datastore/dump, validation reports, the background loader (docs/tabular.md)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

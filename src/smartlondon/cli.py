@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-import sys
+if __name__ == "__main__":  # `python -m smartlondon.cli`: run the package's module, where every group registers
+    from smartlondon.cli import main as _main
+
+    _main()
+    raise SystemExit(0)
+
+import sys  # noqa: E402
 from typing import Any
 
 import click
@@ -252,6 +258,102 @@ def search_rebuild(env: Env) -> None:
     console.print(f"Indexed {count} datasets.")
 
 
+# --- catalogue -------------------------------------------------------------------------------
+
+@main.group(cls=PlatformErrors)
+def catalogue() -> None:
+    """Whole-catalogue jobs (bulk dumps and the like)."""
+
+
+@catalogue.command("dump")
+@click.option("--force", is_flag=True, help="Rewrite the files even if the catalogue has not changed.")
+@pass_env
+def catalogue_dump(env: Env, force: bool) -> None:
+    """Write the bulk dumps of the public catalogue (JSON lines and CSV) if they are out of date."""
+    from .catalogue import dumps
+
+    with console.status("Checking the catalogue dumps"):
+        before = dumps.read_manifest(env.settings.data_dir)
+        manifest = dumps.ensure_fresh(env.db.engine, env.settings.data_dir, env.settings.base_url, force=force)
+    state = "unchanged" if before is not None and before.generated == manifest.generated else \
+        f"written in {manifest.seconds:.1f} s"
+    console.print(f"Catalogue dumps {state}: {manifest.datasets} datasets in {dumps.dump_dir(env.settings.data_dir)}")
+    for dump in manifest.files.values():
+        console.print(f"  {dump.name}: {dump.rows} rows, {dump.byte_size} bytes")
+    if manifest.skipped:
+        console.print(f"[bold yellow]{len(manifest.skipped)} damaged record(s) left out:[/]")
+        for item in manifest.skipped:
+            console.print(f"  {item['slug'] or item['identifier']}: {item['reason']}")
+
+
+# --- catalogue: the open data charter scorecard ------------------------------------------------
+
+@catalogue.command("score")
+@click.option("--skip-dcat", is_flag=True, help="Do not validate DCAT-AP records (the slow check) first.")
+@click.option("--revalidate", is_flag=True, help="Validate every DCAT-AP record, not only those changed since.")
+@pass_env
+def catalogue_score(env: Env, skip_dcat: bool, revalidate: bool) -> None:
+    """Recompute every dataset's open data charter scorecard (after validating changed DCAT-AP records)."""
+    from .catalogue.charter import inputs, scores
+
+    validated = 0
+    if not skip_dcat and inputs.dcat_available():
+        stale = scores.stale_dcat(env.db, everything=revalidate)
+        if stale:
+            with progress_bar() as bar:
+                task = bar.add_task("Validating DCAT-AP records", total=len(stale))
+                validated = scores.refresh_dcat(env.db, stale, progress=lambda n: bar.advance(task, n))
+    total = scores.count_datasets(env.db)
+    with progress_bar() as bar:
+        task = bar.add_task("Scoring datasets", total=total)
+        count = scores.rescore_all(env.db, progress=lambda n: bar.advance(task, n))
+    console.print(f"Scored {count} datasets" + (f" (validated {validated} DCAT-AP records)." if validated else "."))
+
+
+@catalogue.command("check-links")
+@click.option("--all", "everything", is_flag=True, help="Check every resource, not only those due a check.")
+@click.option("--dataset", "datasets", multiple=True, metavar="SLUG", help="Only this dataset's resources (repeatable).")
+@click.option("--limit", type=int, default=None, help="Check at most this many resources.")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds to wait for a server.")
+@click.option("--concurrency", type=int, default=10, show_default=True, help="Links checked at once.")
+@click.option("--delay", type=float, default=1.0, show_default=True, help="Seconds between requests to one host.")
+@click.option("--allow-private-addresses", is_flag=True,
+              help="Also check links to private network addresses (intranets; never on a public server).")
+@pass_env
+def catalogue_check_links(env: Env, everything: bool, datasets: tuple[str, ...], limit: int | None, timeout: float,
+                          concurrency: int, delay: float, allow_private_addresses: bool) -> None:
+    """Check that every resource's link or stored file still works, and rescore the datasets checked."""
+    from sqlalchemy import select
+
+    from .catalogue.charter import linkcheck
+    from .catalogue.models import Dataset
+    from .core.storage import LocalStorage
+
+    if timeout <= 0 or concurrency < 1 or delay < 0:
+        fail("--timeout must be above 0, --concurrency at least 1 and --delay 0 or more.")
+    options = linkcheck.LinkCheckOptions(timeout=timeout, concurrency=concurrency, host_delay=delay,
+                                         allow_private=allow_private_addresses)
+    dataset_ids = None
+    with env.db.session() as session:
+        if datasets:
+            found = dict(session.execute(select(Dataset.slug, Dataset.id).where(Dataset.slug.in_(datasets))).all())
+            missing = [slug for slug in datasets if slug not in found]
+            if missing:
+                fail(f"There is no dataset called {', '.join(missing)}.")
+            dataset_ids = list(found.values())
+        items = linkcheck.due(session, options, everything, dataset_ids, limit=limit)
+    if not items:
+        console.print("No resources are due a check.")
+        return
+    with progress_bar() as bar:
+        task = bar.add_task("Checking links", total=len(items))
+        report = linkcheck.run(env.db, LocalStorage(env.settings.files_dir), options, items=items,
+                               progress=lambda n: bar.advance(task, n))
+    console.print(linkcheck.summary(report))
+    for example in report.broken_examples:
+        console.print(f"  [red]broken[/] {example}")
+
+
 # --- demo ------------------------------------------------------------------------------------
 
 @main.command()
@@ -269,6 +371,19 @@ def demo(env: Env) -> None:
     if summary.get("password"):
         console.print(f"Sign in as [bold]demo-admin[/] with password [bold]{summary['password']}[/] "
                       f"(kept in {env.settings.data_dir / 'demo-admin-password'}).")
+
+
+# --- harvest ---------------------------------------------------------------------------------
+
+from .catalogue.harvest.cli import harvest as _harvest_commands  # noqa: E402  (defined there, registered here)
+
+main.add_command(_harvest_commands)
+
+# --- datastore (the tabular data store) ---------------------------------------------------------
+
+from .catalogue.tabular.commands import datastore as _datastore_commands  # noqa: E402
+
+main.add_command(_datastore_commands)
 
 
 if __name__ == "__main__":

@@ -4,4 +4,7 @@
 def load_all_models() -> None:
     """Import every models module (for migrations and ``create_all`` in tests)."""
     from .catalogue import models as _catalogue  # noqa: F401
+    from .catalogue.charter import models as _charter  # noqa: F401
+    from .catalogue.harvest import models as _harvest  # noqa: F401
+    from .catalogue.tabular import models as _tabular  # noqa: F401
     from .core import models as _core  # noqa: F401

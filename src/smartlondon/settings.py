@@ -47,6 +47,24 @@ class Settings:
     log_level: str = "INFO"
     secure_cookies: bool = False
     token_days: int = 365
+    # harvesting (docs/harvest.md): the scheduler runs due sources in `serve`; off unless from_env turns it on
+    harvest_scheduler: bool = False
+    harvest_tick_seconds: float = 60.0          # how often the scheduler looks for due sources
+    harvest_stall_minutes: float = 15.0         # a job with no heartbeat for this long is marked failed
+    # the open data charter scorecard (docs/charter.md): its scheduler checks links and rescores in `serve`
+    charter_scheduler: bool = False
+    charter_tick_seconds: float = 60.0          # how often the scheduler looks for due jobs
+    linkcheck_private: bool = False             # let the link checker visit private network addresses
+    # the tabular data store (docs/tabular.md)
+    analytics_path: Path | None = None          # default: <data_dir>/analytics.duckdb
+    datastore_sql_enabled: bool = False         # datastore_search_sql is opt-in
+    datastore_sql_timeout: float = 10.0         # seconds before a datastore_search_sql query is interrupted
+    datastore_rows_max: int = 32000             # the most rows one search or SQL query returns (CKAN's rows_max)
+    datastore_inline_bytes: int = 10 * 1024**2  # files up to this size load before the upload's response
+    datastore_workers: int = 1                  # background loader threads per process (0: none)
+    catalogue_publisher: str = "greater-london-authority"
+    catalogue_description: str = ("Open data about London, published by the Greater London Authority, the 33 "
+                                  "boroughs and other public bodies.")
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -66,6 +84,21 @@ class Settings:
             log_level=(_env("LOG_LEVEL", "INFO") or "INFO").upper(),
             secure_cookies=(_env("SECURE_COOKIES", "0") or "0").lower() in {"1", "true", "yes"},
             token_days=int(_env("TOKEN_DAYS", "365") or 365),
+            harvest_scheduler=(_env("HARVEST_SCHEDULER", "1") or "1").lower() in {"1", "true", "yes", "on"},
+            harvest_tick_seconds=float(_env("HARVEST_TICK_SECONDS", "60") or 60),
+            harvest_stall_minutes=float(_env("HARVEST_STALL_MINUTES", "15") or 15),
+            charter_scheduler=(_env("CHARTER_SCHEDULER", "1") or "1").lower() in {"1", "true", "yes", "on"},
+            charter_tick_seconds=float(_env("CHARTER_TICK_SECONDS", "60") or 60),
+            linkcheck_private=(_env("LINKCHECK_PRIVATE", "0") or "0").lower() in {"1", "true", "yes", "on"},
+            analytics_path=Path(_env("ANALYTICS_PATH")).expanduser() if _env("ANALYTICS_PATH") else None,  # type: ignore[arg-type]
+            datastore_sql_enabled=(_env("DATASTORE_SQL", "0") or "0").lower() in {"1", "true", "yes"},
+            datastore_sql_timeout=float(_env("DATASTORE_SQL_TIMEOUT", "10") or 10),
+            datastore_rows_max=int(_env("DATASTORE_ROWS_MAX", "32000") or 32000),
+            datastore_inline_bytes=_parse_size(_env("DATASTORE_INLINE_SIZE", "10MB") or "10MB"),
+            datastore_workers=int(_env("DATASTORE_WORKERS", "1") or 1),
+            catalogue_publisher=_env("CATALOGUE_PUBLISHER", cls.catalogue_publisher) or cls.catalogue_publisher,
+            catalogue_description=(_env("CATALOGUE_DESCRIPTION", cls.catalogue_description)
+                                   or cls.catalogue_description),
         )
         return settings.resolved()
 
@@ -79,6 +112,11 @@ class Settings:
     def files_dir(self) -> Path:
         """Where uploaded files are stored."""
         return self.data_dir / "files"
+
+    @property
+    def analytics_store(self) -> Path:
+        """The DuckDB file of the analytics store (tabular data)."""
+        return self.analytics_path or self.data_dir / "analytics.duckdb"
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -193,6 +193,8 @@ def test_dataset_json_twin_by_suffix_and_accept_header(client, editor):
     by_header = client.get("/dataset/air-quality-sites", headers={"Accept": "application/json"}).json()
     assert by_suffix == by_header
     assert by_suffix["title"] == AIR["title"] and by_suffix["publisher"]["slug"] == "camden"
+    charter = by_suffix.pop("charter")  # the page also shows its open data charter scorecard
+    assert charter["stars"] >= 0 and charter["checks"]
     assert by_suffix == client.get("/api/datasets/air-quality-sites").json()
 
 

@@ -21,7 +21,8 @@ _PG_VECTOR = text(
     "setweight(to_tsvector('english', :k), 'B') || setweight(to_tsvector('english', :d), 'C') "
     "WHERE id = :id"
 )
-FACETS = ("publisher", "keyword", "format", "licence", "frequency", "borough", "theme")
+FACETS = ("publisher", "keyword", "format", "licence", "frequency", "borough", "theme", "openness", "charter")
+DERIVED_FACETS = ("openness", "charter")  # from the stored charter scorecard (charter/scores.py)
 
 
 def facet_rows(ds: Dataset) -> list[dict[str, object]]:
@@ -52,9 +53,36 @@ def index_dataset(session: Session, ds: Dataset) -> None:
             text("INSERT INTO dataset_fts(rowid, title, keywords, description) VALUES (:id, :t, :k, :d)"),
             {"id": ds.id, "t": ds.title, "k": keywords, "d": ds.description or ""},
         )
-    rows = facet_rows(ds)
+    rows = facet_rows(ds) + derived_facet_rows(session, [ds.id])
     if rows:
         session.execute(insert(DatasetFacet), rows)
+
+
+def derived_facet_rows(session: Session, dataset_ids: list[int]) -> list[dict[str, object]]:
+    """The stored facet rows other parts compute: the charter scorecard's openness stars and rating."""
+    from .charter.scores import facet_rows_for
+
+    return facet_rows_for(session, dataset_ids)
+
+
+def set_facet_values(session: Session, facets: tuple[str, ...], values: dict[int, dict[str, list[str]]]) -> None:
+    """Replace these datasets' values of the given (derived) facets, and note the changes for facet counters."""
+    ids = list(values)
+    table = DatasetFacet.__table__  # plain statements: this runs in every dataset's transaction
+    connection = session.connection()
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        connection.execute(table.delete().where(
+            table.c.dataset_id == chunk[0] if len(chunk) == 1 else table.c.dataset_id.in_(chunk),
+            table.c.facet.in_(facets)))
+    rows = [{"facet": f, "value": v[:100], "dataset_id": dataset_id}
+            for dataset_id, by_facet in values.items() for f, vals in by_facet.items() for v in vals if v]
+    if rows:
+        connection.execute(table.insert(), rows)
+    if len(ids) == 1:
+        _note_change(session, ids[0])
+    elif ids:
+        session.execute(insert(SearchChange), [{"dataset_id": i, "at": time.time()} for i in ids])
 
 
 PRUNE_EVERY = 5000  # changes between two prunings of the change log
@@ -116,7 +144,7 @@ def index_many(session: Session, datasets: list[Dataset], note: bool = True) -> 
     else:
         session.execute(text("INSERT INTO dataset_fts(rowid, title, keywords, description) "
                              "VALUES (:id, :t, :k, :d)"), texts)
-    rows = [row for ds in live for row in facet_rows(ds)]
+    rows = [row for ds in live for row in facet_rows(ds)] + derived_facet_rows(session, [ds.id for ds in live])
     if rows:
         session.execute(insert(DatasetFacet), rows)
     if note:

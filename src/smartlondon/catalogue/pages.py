@@ -462,12 +462,15 @@ def _period(start: date | None, end: date | None) -> str:
 def dataset_page(slug: str, request: Request, ctx: Context = CtxDep) -> Response:
     """A dataset: its description, metadata and resources."""
     ds = service.get_dataset(ctx.session, ctx.actor, slug)
+    from .charter.scores import scorecard_of
+
+    charter = scorecard_of(ctx.session, ds)  # the open data charter scorecard (catalogue/_charter.html)
     if wants_json(request):
-        return render(ctx, "catalogue/dataset.html", {}, service.dataset_dict(ds, ctx.base_url))
+        return render(ctx, "catalogue/dataset.html", {}, {**service.dataset_dict(ds, ctx.base_url), "charter": charter})
     resources = [{"res": r, "href": download_path(ds, r), "preview": is_previewable(r),
                   "format": display_format(r.format)} for r in ds.resources]
     page = {"ds": ds, "metadata": _metadata_rows(ctx, ds), "resources": resources,
-            "can_edit": ctx.actor.can_edit(ds.organisation_id), "flash": pop_flash(request)}
+            "can_edit": ctx.actor.can_edit(ds.organisation_id), "flash": pop_flash(request), "charter": charter}
     return render(ctx, "catalogue/dataset.html", page)
 
 

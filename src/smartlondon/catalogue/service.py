@@ -331,8 +331,9 @@ def _slug_taken(session: Session, slug: str, except_id: int | None = None) -> bo
     return session.scalar(query) is not None
 
 
-def create_dataset(session: Session, actor: Actor, data: dict[str, Any]) -> Dataset:
-    """Create a dataset for an organisation the actor edits for."""
+def create_dataset(session: Session, actor: Actor, data: dict[str, Any], *,
+                   dataset_uuid: str | None = None) -> Dataset:
+    """Create a dataset for an organisation the actor edits for (``dataset_uuid``: keep a given id)."""
     require_authenticated(actor)
     cleaned = clean_dataset(session, data, None)
     _check_can_publish(actor, cleaned["publisher"])
@@ -348,7 +349,7 @@ def create_dataset(session: Session, actor: Actor, data: dict[str, Any]) -> Data
         cleaned["slug"] = f"{base}-{n}"
     cleaned.pop("_derived_slug", None)
     now = utcnow()
-    ds = Dataset(uuid=str(uuid.uuid4()), created=now, modified=now, licence_id=DEFAULT_LICENCE)
+    ds = Dataset(uuid=dataset_uuid or str(uuid.uuid4()), created=now, modified=now, licence_id=DEFAULT_LICENCE)
     ds.keywords, ds.themes, ds.areas, ds.resources = [], [], [], []
     _apply(ds, cleaned)
     session.add(ds)
@@ -455,7 +456,8 @@ def clean_resource(data: dict[str, Any], kind: str, creating: bool) -> dict[str,
 
 
 def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, Any], *,
-                 stored: Any | None = None, filename: str | None = None) -> Resource:
+                 stored: Any | None = None, filename: str | None = None,
+                 resource_uuid: str | None = None) -> Resource:
     """Add a resource: an uploaded file (``stored``, from storage) or a link (``data['url']``)."""
     _check_can_publish(actor, ds.organisation)
     kind = "upload" if stored is not None else "link"
@@ -467,7 +469,8 @@ def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, An
         fmt = cleaned.get("format") or ("HTML" if fmt in ("", "HTM", "PHP", "ASPX") or "/" in fmt else fmt)
     now = utcnow()
     res = Resource(
-        uuid=str(uuid.uuid4()), kind=kind, title=cleaned["title"], description=cleaned.get("description", ""),
+        uuid=resource_uuid or str(uuid.uuid4()), kind=kind, title=cleaned["title"],
+        description=cleaned.get("description", ""),
         url=cleaned.get("url"), format=fmt, created=now, modified=now,
         media_type=cleaned.get("media_type") or media_type_for(fmt, filename),
         table_schema=cleaned.get("table_schema"), extras=cleaned.get("extras") or {},

@@ -5,31 +5,33 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..core.models import Organisation
 from ..core.reference import FREQUENCIES, THEMES
-from .models import Licence
+from .charter.rules import RATING_LABELS
 from .search import SearchRequest, SearchResult
 from .service import dataset_dict
 
 FACET_TITLES = {
     "publisher": "Publisher", "theme": "Theme", "format": "Format", "borough": "Borough",
     "licence": "Licence", "frequency": "Update frequency", "keyword": "Keyword",
+    "openness": "Openness (5-star scheme)", "charter": "Open data charter rating",
 }
-FACET_ORDER = ("publisher", "theme", "format", "borough", "licence", "frequency", "keyword")
+FACET_ORDER = ("publisher", "theme", "format", "borough", "licence", "frequency", "openness", "charter", "keyword")
 
 
 def facet_labels(session: Session) -> dict[str, dict[str, str]]:
     """Human labels for facet values (organisation names, licence titles...)."""
-    orgs = session.execute(select(Organisation.slug, Organisation.name, Organisation.gss_code)).all()
+    conn = session.connection()  # plain SQL: this runs on every search, and the ORM layer would triple its cost
+    orgs = conn.exec_driver_sql("SELECT slug, name, gss_code FROM organisation").all()
     return {
         "publisher": {slug: name for slug, name, _ in orgs},
         "borough": {gss: name for _, name, gss in orgs if gss},
-        "licence": dict(session.execute(select(Licence.id, Licence.title)).all()),  # type: ignore[arg-type]
+        "licence": dict(conn.exec_driver_sql("SELECT id, title FROM licence").all()),  # type: ignore[arg-type]
         "theme": {k: v[0] for k, v in THEMES.items()},
         "frequency": {k: v[0] for k, v in FREQUENCIES.items()},
+        "openness": {str(n): f"{n} star{'' if n == 1 else 's'}" for n in range(6)},
+        "charter": dict(RATING_LABELS),
     }
 
 
@@ -64,6 +66,9 @@ def facet_view(session: Session, result: SearchResult) -> list[dict[str, Any]]:
             link = query_string(request, page=None, **{facet: others if chosen else [*others, value]})
             items.append({"value": value, "label": labels.get(facet, {}).get(value, value), "count": count,
                           "selected": chosen, "toggle": "?" + link})
+        if facet in ("openness", "charter"):  # best first, like the scale they are on
+            order = list(labels[facet])[::-1] if facet == "openness" else list(labels[facet])
+            items.sort(key=lambda item: order.index(item["value"]) if item["value"] in order else len(order))
         view.append({"name": facet, "title": FACET_TITLES[facet], "items": items})
     return view
 

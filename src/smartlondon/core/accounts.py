@@ -50,6 +50,8 @@ class Actor:
         """How this actor is named in the audit log."""
         if self.user is not None:
             return self.user.username
+        if self.via.startswith("harvest:"):  # a harvester acting for a source's organisation
+            return self.via
         return "command line" if self.via == "cli" else "anonymous"
 
     def can_edit(self, organisation_id: int) -> bool:

@@ -66,6 +66,8 @@ def _engine_of(session: Session) -> Engine:
 
 @event.listens_for(Session, "after_commit")
 def _run_after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT was released: the transaction has not committed yet
+        return
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return
@@ -80,4 +82,6 @@ def _run_after_commit(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(session: Session) -> None:
+    if session.in_nested_transaction():  # only a SAVEPOINT was rolled back: the transaction goes on
+        return
     session.info.pop(_PENDING, None)

@@ -1,0 +1,108 @@
+"""WCAG 2.2 AA on the charter pages: axe-core in headless Chromium, at desktop width and at 320px.
+
+The same method as ``tests/web/test_accessibility.py`` (the app under uvicorn, the system Chromium,
+axe-core from node_modules); skipped locally without them, failed under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from smartlondon.catalogue import service
+from smartlondon.core.accounts import COMMAND_LINE
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = Path("/usr/bin/chromium")
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+PAGES = ["/charter", "/charter/borough", "/charter/publisher/camden", "/charter/borough/E09000007",
+         "/dataset/air-quality-sites/charter", "/dataset/air-quality-sites", "/dataset?openness=3"]
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not AXE_JS.is_file():
+        unavailable(f"{AXE_JS} is missing: run `npm ci`")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is missing: install requirements.lock")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def site(app, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with db.session() as session:
+        good = service.create_dataset(session, COMMAND_LINE, {
+            "title": "Air quality monitoring sites", "slug": "air-quality-sites", "publisher": "camden",
+            "description": "Where the London Air Quality Network measures air pollution, and since when.",
+            "keywords": ["air quality"], "themes": ["environment"], "boroughs": ["E09000007"],
+            "frequency": "annual"})
+        service.add_resource(session, COMMAND_LINE, good, {"title": "Sites", "url": "https://example.org/sites.csv"})
+        closed = service.create_dataset(session, COMMAND_LINE, {
+            "title": "Contracts register", "publisher": "camden", "licence": "other-closed",
+            "boroughs": ["E09000007"]})
+        service.add_resource(session, COMMAND_LINE, closed, {"title": "Register", "url": "https://example.org/r.pdf"})
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.mark.parametrize("width", [1280, 320])
+def test_charter_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems = []
+        for path in PAGES:
+            response = page.goto(site + path)
+            assert response is not None and response.status == 200, path
+            page.add_script_tag(path=str(AXE_JS))
+            found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+                                  "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
+            problems += [f"{path}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}"
+                         for v in found]
+            if width == 320:
+                scroll_width = page.evaluate("document.documentElement.scrollWidth")
+                if scroll_width > width:
+                    problems.append(f"{path} scrolls sideways at 320px ({scroll_width}px wide)")
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()

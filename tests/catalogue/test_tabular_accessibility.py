@@ -1,0 +1,125 @@
+"""WCAG 2.2 AA on the tabular data API's pages: axe-core in headless Chromium, at desktop width and at 320px.
+
+The same method as ``tests/web/test_accessibility.py`` (the app under uvicorn, the system Chromium,
+axe-core from node_modules); skipped locally without them, failed under CI.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from smartlondon.app import create_app
+from smartlondon.catalogue import service
+from smartlondon.catalogue.tabular import loader
+from smartlondon.core.accounts import COMMAND_LINE
+from smartlondon.core.storage import LocalStorage
+from tests.catalogue.tabular_support import csv_bytes, tab_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+CHROMIUM = Path("/usr/bin/chromium")
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+SCHEMA = {"fields": [{"name": "site", "type": "string", "title": "Site code"},
+                     {"name": "value", "type": "number", "constraints": {"minimum": 0}}]}
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not AXE_JS.is_file():
+        unavailable(f"{AXE_JS} is missing: run `npm ci`")
+    if not CHROMIUM.exists():
+        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is missing: install requirements.lock")
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def site(settings, db) -> Iterator[tuple[str, list[str]]]:  # type: ignore[no-untyped-def]
+    """The app under uvicorn with tables in every state; returns its address and the pages to check."""
+    app = create_app(tab_settings(settings), db)
+    storage = LocalStorage(app.state.settings.files_dir)
+    files = {
+        "good.csv": csv_bytes(["site", "value"], [["BG1", 1.5], ["BL0", 2]]),
+        "problems.csv": csv_bytes(["site", "value"], [["BG1", "N/A"], ["BL0", -2], ["", ""], ["CD1", 4]]),
+        "broken.xlsx": b"not a workbook",
+    }
+    with db.session() as session:
+        ds = service.create_dataset(session, COMMAND_LINE, {"title": "Air quality readings", "slug": "air-readings",
+                                                            "publisher": "camden"})
+        ids = {}
+        for name, content in files.items():
+            stored = storage.store_stream(iter([content]), 10 ** 6)
+            res = service.add_resource(session, COMMAND_LINE, ds, {"title": name, "table_schema": SCHEMA
+                                       if name != "broken.xlsx" else None}, stored=stored, filename=name)
+            ids[name] = res.uuid
+        link = service.add_resource(session, COMMAND_LINE, ds, {"title": "Elsewhere",
+                                                                "url": "https://example.org/readings.csv"})
+        ids["link"] = link.uuid
+    loader.run_pending(db.engine, app.state.settings)
+    base = "/dataset/air-readings"
+    pages = [base, f"{base}/resource/{ids['problems.csv']}", *(f"{base}/resource/{ids[k]}/validation" for k in ids)]
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", pages
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+@pytest.mark.parametrize("width", [1280, 320])
+def test_tabular_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
+    address, pages = site
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(address)
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems = []
+        for path in pages:
+            response = page.goto(address + path)
+            assert response is not None and response.status == 200, path
+            page.add_script_tag(path=str(AXE_JS))
+            found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+                                  "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
+            problems += [f"{path}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}"
+                         for v in found]
+            if width == 320:
+                scroll_width = page.evaluate("document.documentElement.scrollWidth")
+                if scroll_width > width:
+                    problems.append(f"{path} scrolls sideways at 320px ({scroll_width}px wide)")
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()
