@@ -64,7 +64,7 @@ def assert_same(db, queries: list[str]) -> None:  # type: ignore[no-untyped-def]
         assert np.allclose(mine[1], scores, rtol=1e-9, atol=1e-12), q
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True, ids=["fts5"])  # SQLite FTS5 only
 def test_scores_are_fts5_bm25_for_words_prefixes_or_and_not(catalogue) -> None:
     assert_same(catalogue, QUERIES)
     words = sorted({w.lower() for e in json.loads(A_Z.read_text()) for w in e["title"].split() if w.isalpha()})
@@ -77,7 +77,7 @@ def test_scores_are_fts5_bm25_for_words_prefixes_or_and_not(catalogue) -> None:
     assert_same(catalogue, mixed)
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True, ids=["fts5"])  # SQLite FTS5 only
 def test_the_copy_follows_creates_edits_and_deletes(catalogue) -> None:
     counter_for(catalogue.engine).refresh()  # loaded before the changes: they arrive through the log
     with catalogue.session() as session:
@@ -96,7 +96,7 @@ def test_the_copy_follows_creates_edits_and_deletes(catalogue) -> None:
     assert state.text is not None and len(state.text.overlay) >= 2  # followed the log, no reload
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True, ids=["fts5"])  # SQLite FTS5 only
 def test_search_in_a_transaction_that_wrote_the_index_sees_its_own_dataset(catalogue) -> None:
     counter_for(catalogue.engine).refresh()
     with catalogue.session() as session:
@@ -131,7 +131,7 @@ def searched(db, q: str, sort: str, publisher: str | None = None) -> list[int]: 
         return [d.id for d in result.datasets]
 
 
-@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True, ids=["fts5"])  # SQLite FTS5 only
 def test_date_and_title_orders_are_the_databases_own_after_changes(catalogue) -> None:
     counter_for(catalogue.engine).refresh()
     with catalogue.session() as session:  # changes the copy must follow: a new first title, a touched date
