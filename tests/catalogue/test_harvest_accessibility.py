@@ -8,45 +8,21 @@ without its error summary (signed in as an organisation admin).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.catalogue.harvest import runner, sources
 from smartlondon.core.accounts import COMMAND_LINE
 from tests.catalogue.harvest_portal import Portal, birmingham_packages, ckan_package_search
 from tests.catalogue.live_server import serving
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not AXE_JS.is_file():
-        unavailable(f"{AXE_JS} is missing: run `npm ci`")
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing: install requirements.lock")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

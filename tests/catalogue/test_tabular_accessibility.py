@@ -6,17 +6,15 @@ axe-core from node_modules); skipped locally without them, failed under CI.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 import uvicorn
 
+from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.app import create_app
 from smartlondon.catalogue import service
 from smartlondon.catalogue.tabular import loader
@@ -24,35 +22,12 @@ from smartlondon.core.accounts import COMMAND_LINE
 from smartlondon.core.storage import LocalStorage
 from tests.catalogue.tabular_support import csv_bytes, tab_settings
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 SCHEMA = {"fields": [{"name": "site", "type": "string", "title": "Site code"},
                      {"name": "value", "type": "number", "constraints": {"minimum": 0}}]}
 
 
-def unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not AXE_JS.is_file():
-        unavailable(f"{AXE_JS} is missing: run `npm ci`")
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing: install requirements.lock")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                      args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture

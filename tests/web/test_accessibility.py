@@ -10,27 +10,20 @@ them the tests are skipped locally, but fail when ``CI`` is set: CI must never s
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import jinja2
 import pytest
 import uvicorn
 
+from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.catalogue import service
 from smartlondon.core.accounts import COMMAND_LINE
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-AXE_JS = REPO_ROOT / "node_modules" / "axe-core" / "axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 DESKTOP, NARROW = 1280, 320
 
 DATASETS = [
@@ -52,28 +45,8 @@ SITES_CSV = ("site_code,site_name,borough,latitude,longitude,opened\n" + "".join
     for i in range(1, 40))).encode()
 
 
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; fail in CI, which must run every accessibility check."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this check must not be skipped)", pytrace=False)
-    pytest.skip(reason)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """One headless system Chromium for the whole module."""
-    if not AXE_JS.is_file():
-        unavailable(f"{AXE_JS} is missing: run `npm ci`")
-    if not CHROMIUM.exists():
-        unavailable(f"{CHROMIUM} is missing: install the Debian package `chromium`")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing: install requirements.lock")
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")
