@@ -6,7 +6,7 @@ request (or per CLI command) and committed once, so every write is all or nothin
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -67,6 +67,21 @@ def normalise_url(url: str) -> str:
     return url
 
 
+_SQLITE_FUNCTIONS: dict[str, tuple[int, Callable[..., object]]] = {}
+
+
+def sqlite_function(name: str, nargs: int) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Register the decorated Python function as SQL function ``name`` on every SQLite connection.
+
+    Capabilities use this for what SQLite lacks and PostgreSQL + PostGIS has (spatial predicates
+    with shapely, for example). Register at import time, before the first connection is opened.
+    """
+    def register(fn: Callable[..., object]) -> Callable[..., object]:
+        _SQLITE_FUNCTIONS[name] = (nargs, fn)
+        return fn
+    return register
+
+
 def make_engine(url: str, **kwargs: object) -> Engine:
     """Create an engine, with WAL, foreign keys and a busy timeout on SQLite."""
     url = normalise_url(url)
@@ -84,6 +99,8 @@ def make_engine(url: str, **kwargs: object) -> Engine:
             cursor.execute("PRAGMA cache_size=-65536")
             cursor.execute("PRAGMA temp_store=MEMORY")
             cursor.close()
+            for name, (nargs, fn) in _SQLITE_FUNCTIONS.items():
+                dbapi_connection.create_function(name, nargs, fn, deterministic=True)
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
