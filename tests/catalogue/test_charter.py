@@ -16,6 +16,7 @@ from smartlondon.catalogue.charter import inputs, scores
 from smartlondon.catalogue.charter.models import DatasetCheck, DatasetDcatCheck, DatasetScore
 from smartlondon.catalogue.models import Dataset, DatasetFacet, DatasetTheme
 from smartlondon.cli import main
+from smartlondon.core import events
 from smartlondon.core.accounts import COMMAND_LINE
 from smartlondon.core.db import utcnow
 
@@ -292,12 +293,15 @@ def test_a_record_that_breaks_dcat_ap_fails_with_the_problem(db) -> None:
 # --- recomputed in the change's own transaction -------------------------------------------------------------
 
 def test_a_change_recomputes_the_score_in_the_same_transaction(db) -> None:
+    """The score is rewritten once, before the change commits, and rolls back with it."""
     dataset_id = publish(db, "Station entries", links=[("Entries", "https://example.org/entries.csv")])
     assert (stored(db, dataset_id).stars, facets_of(db, dataset_id)["openness"]) == (3, "3")
     with pytest.raises(RuntimeError):
         with db.session() as session:
             ds = session.get(Dataset, dataset_id)
             service.update_dataset(session, COMMAND_LINE, ds, {"licence": "other-closed"})
+            service.update_dataset(session, COMMAND_LINE, ds, {"title": "Station entries and exits"})
+            events.run_deferred(session)  # what a commit does first, and what readers in the transaction do
             inside = session.get(DatasetScore, dataset_id)
             assert inside.stars == 0 and inside.checks["licence"].status == "fail"
             assert session.scalar(select(DatasetFacet.value).where(

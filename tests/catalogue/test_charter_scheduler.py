@@ -77,7 +77,8 @@ def test_a_failing_job_is_recorded_and_the_others_still_run(db, settings) -> Non
     assert done == {"broken": "failed: RuntimeError: no network", "after": "after ran"}
 
 
-def test_tables_catch_up_with_the_tabular_stores_validation(db, settings, client, editor) -> None:
+def test_a_loaded_table_rescores_its_dataset_at_once(db, settings, client, editor) -> None:
+    """The load emits resource.loaded: the schema and GSS checks follow it without the scheduler."""
     for slug in ("imd", "imd-declared"):
         made = client.post("/api/datasets", headers=editor.headers,
                            json={"title": slug, "slug": slug, "publisher": "camden", "geography": "lsoa"})
@@ -89,15 +90,31 @@ def test_tables_catch_up_with_the_tabular_stores_validation(db, settings, client
                       data={"title": "Scores", "table_schema": json.dumps(DECLARED)},
                       files={"upload": ("imd.csv", IMD + b"E01000003,City of London 001C,not known\n", "text/csv")})
     assert bad.status_code == 201
-    # Scored in the upload's own transaction, before the table was loaded:
-    assert checks(db, "imd")["schema"] == ("not-checked", "Not validated yet: ‘Scores’ (CSV) (waiting to be loaded).")
     wait_until_loaded(db)
-    assert scheduler.rescore_loaded_tables(db, settings) == "rescored 2 of 2 datasets waiting for their tables"
     found = checks(db, "imd")
     assert found["schema"] == ("pass", "Its table matches its schema (2 rows).")
     assert found["gss"] == ("pass", "GSS codes: ‘Scores’ (CSV) has them in ‘lsoa11cd’.")
     status, reason = checks(db, "imd-declared")["schema"]
     assert status == "fail" and reason.startswith("‘Scores’ (CSV) has 1 problem")
+    assert scheduler.rescore_loaded_tables(db, settings) == "no tables waiting"
+
+
+def test_tables_catch_up_with_the_tabular_stores_validation(db, settings, client, editor) -> None:
+    """A dataset left waiting (its scorecard written while the store was away) is caught up by the job."""
+    made = client.post("/api/datasets", headers=editor.headers,
+                       json={"title": "imd", "slug": "imd", "publisher": "camden", "geography": "lsoa"})
+    assert made.status_code == 201
+    good = client.post("/api/datasets/imd/resources", headers=editor.headers, data={"title": "Scores"},
+                       files={"upload": ("imd.csv", IMD, "text/csv")})
+    assert good.status_code == 201
+    wait_until_loaded(db)
+    with db.session() as session:  # as if the store had been unreachable when the dataset was scored
+        dataset_id = session.scalar(select(Dataset.id).where(Dataset.slug == "imd"))
+        check = session.get(DatasetCheck, (dataset_id, "schema"))
+        check.status, check.detail = "not-checked", {"states": {}}
+    assert checks(db, "imd")["schema"][0] == "not-checked"
+    assert scheduler.rescore_loaded_tables(db, settings) == "rescored 1 of 1 datasets waiting for their tables"
+    assert checks(db, "imd")["schema"] == ("pass", "Its table matches its schema (2 rows).")
     assert scheduler.rescore_loaded_tables(db, settings) == "no tables waiting"
 
 

@@ -13,7 +13,9 @@ import time
 from sqlalchemy import delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from ..core import events
 from ..core.reference import format_group
+from .formats import display_format
 from .models import Dataset, DatasetFacet, SearchChange
 
 _PG_VECTOR = text(
@@ -23,6 +25,7 @@ _PG_VECTOR = text(
 )
 FACETS = ("publisher", "keyword", "format", "licence", "frequency", "borough", "theme", "openness", "charter")
 DERIVED_FACETS = ("openness", "charter")  # from the stored charter scorecard (charter/scores.py)
+API_FACETS = ("res_format",)  # indexed for the CKAN API's package_search facets, not shown on the site
 
 
 def facet_rows(ds: Dataset) -> list[dict[str, object]]:
@@ -36,7 +39,30 @@ def facet_rows(ds: Dataset) -> list[dict[str, object]]:
     values.update(("theme", t.theme) for t in ds.themes)
     values.update(("borough", a.gss_code) for a in ds.areas)
     values.update(("format", format_group(r.format)) for r in ds.resources)
+    values.update(("res_format", display_format(r.format)) for r in ds.resources if r.format)
     return [{"facet": f, "value": v[:100], "dataset_id": ds.id} for f, v in sorted(values) if v]
+
+
+def index_later(session: Session, ds: Dataset) -> None:
+    """Re-index this dataset once, before its transaction commits (however often it changes in it).
+
+    Readers of the index in the same transaction (``search``, ``package_search``) first run the
+    deferred work (``events.run_deferred``), so they still see the transaction's own writes.
+    """
+    if ds.id is None:
+        session.flush()
+    events.defer(session, "search.index", ds.id)
+
+
+@events.deferred("search.index")
+def _index_deferred(session: Session, dataset_ids: list[int]) -> None:
+    session.flush()
+    for dataset_id in dataset_ids:
+        ds = session.get(Dataset, dataset_id)
+        if ds is None:  # created in a savepoint that rolled back
+            unindex_dataset(session, dataset_id)
+        else:
+            index_dataset(session, ds)
 
 
 def index_dataset(session: Session, ds: Dataset) -> None:

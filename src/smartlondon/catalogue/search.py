@@ -23,6 +23,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 import numpy as np
 
+from ..core import events
 from ..core.accounts import Actor
 from .facets import counter_for
 from .listing import DatasetView, load_datasets
@@ -188,6 +189,7 @@ def _visibility(actor: Actor) -> ColumnElement[bool]:
 
 def hits_query(session: Session, actor: Actor, request: SearchRequest) -> Select[Any]:
     """The statement selecting (id, score) of every visible dataset that matches the request."""
+    events.run_deferred(session)
     parsed = parse_query(request.q)
     postgres = session.get_bind().dialect.name == "postgresql"
     conditions: list[ColumnElement[bool]] = [_visibility(actor)]
@@ -303,6 +305,7 @@ def _ranked_ids(session: Session, actor: Actor, request: SearchRequest, parsed: 
 
 def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResult:
     """Run a search: one page of datasets, the total and the facet counts."""
+    events.run_deferred(session)  # index this transaction's own pending changes first
     request.page_size = max(1, min(request.page_size, MAX_PAGE_SIZE))
     request.page = max(1, request.page)
     offset = (request.page - 1) * request.page_size
@@ -331,7 +334,7 @@ def search(session: Session, actor: Actor, request: SearchRequest) -> SearchResu
         return _result(session, request, counter, np.fromiter(session.scalars(ordered), dtype=np.int64), offset)
     page_ids = list(session.scalars(ordered.limit(request.page_size).offset(offset)))
     facets = counter.count_public(request.facet_limit) if request.include_facets else {}
-    return SearchResult(request, counter.public_total(), _load(session, page_ids), facets)
+    return SearchResult(request, counter.public_total(), _load(session, page_ids), _site_facets(facets))
 
 
 def _result(session: Session, request: SearchRequest, counter: Any, all_ids: np.ndarray,
@@ -339,7 +342,12 @@ def _result(session: Session, request: SearchRequest, counter: Any, all_ids: np.
     """The page, total and facets of a search whose matching ids are all known, in order."""
     page_ids = all_ids[offset:offset + request.page_size].tolist()
     facets = counter.count(all_ids, request.facet_limit, state) if request.include_facets and len(all_ids) else {}
-    return SearchResult(request, len(all_ids), _load(session, page_ids), facets)
+    return SearchResult(request, len(all_ids), _load(session, page_ids), _site_facets(facets))
+
+
+def _site_facets(facets: dict[str, list[tuple[str, int]]]) -> dict[str, list[tuple[str, int]]]:
+    """The site's facets only (the index also keeps CKAN's res_format, for package_search)."""
+    return {facet: items for facet, items in facets.items() if facet in FACETS}
 
 
 def _load(session: Session, page_ids: list[int]) -> list[DatasetView]:

@@ -354,7 +354,7 @@ def create_dataset(session: Session, actor: Actor, data: dict[str, Any], *,
     _apply(ds, cleaned)
     session.add(ds)
     session.flush()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "dataset.create", "dataset", ds.uuid, after=dataset_record(ds),
                  dataset_id=ds.id, organisation_id=ds.organisation_id, summary=f"Created “{ds.title}”")
     events.emit(session, "dataset.changed", dataset_id=ds.id)
@@ -384,7 +384,7 @@ def update_dataset(session: Session, actor: Actor, ds: Dataset, data: dict[str, 
         return ds
     ds.modified = utcnow()
     after["modified"] = ds.modified.isoformat()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "dataset.update", "dataset", ds.uuid, before=before, after=after,
                  dataset_id=ds.id, organisation_id=ds.organisation_id, summary=f"Updated “{ds.title}”")
     events.emit(session, "dataset.changed", dataset_id=ds.id)
@@ -397,7 +397,7 @@ def delete_dataset(session: Session, actor: Actor, ds: Dataset) -> None:
     before = dataset_record(ds)
     ds.state = "deleted"
     ds.modified = utcnow()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "dataset.delete", "dataset", ds.uuid, before=before,
                  after={**before, "state": "deleted"}, dataset_id=ds.id,
                  organisation_id=ds.organisation_id, summary=f"Deleted “{ds.title}”")
@@ -482,7 +482,7 @@ def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, An
     ds.resources.append(res)
     ds.modified = now
     session.flush()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "resource.create", "resource", res.uuid, after=resource_record(res),
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Added resource “{res.title}”")
@@ -515,7 +515,7 @@ def update_resource(session: Session, actor: Actor, res: Resource, data: dict[st
         return res, None
     res.modified = ds.modified = utcnow()
     session.flush()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "resource.update", "resource", res.uuid, before=before, after=after,
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Updated resource “{res.title}”")
@@ -534,7 +534,7 @@ def delete_resource(session: Session, actor: Actor, res: Resource) -> str | None
     ds.resources.remove(res)
     ds.modified = utcnow()
     session.flush()
-    index.index_dataset(session, ds)
+    index.index_later(session, ds)
     audit.record(session, actor, "resource.delete", "resource", before["id"], before=before,
                  dataset_id=ds.id, organisation_id=ds.organisation_id,
                  summary=f"Removed resource “{before['title']}”")

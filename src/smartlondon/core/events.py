@@ -10,7 +10,14 @@ A service emits an event inside its transaction (``emit``). Subscribers are of t
 
 Subscribers register at import time with ``@subscribe("dataset.changed")``. Events in use:
 ``dataset.changed`` and ``dataset.deleted`` (``dataset_id``), ``resource.changed`` and
-``resource.deleted`` (``resource_id``, ``dataset_id``).
+``resource.deleted`` (``resource_id``, ``dataset_id``), ``resource.loaded`` (after commit, once the
+analytics store has loaded a resource: ``resource_id``, ``dataset_id``).
+
+Derived work that only needs doing once per transaction (re-indexing a dataset, rescoring it) is
+*deferred*: ``defer(session, "search.index", dataset_id)`` collects keys, and the batch handler
+registered with ``@deferred("search.index")`` runs once, with every key, just before the
+transaction commits (or earlier, when a reader in the same transaction calls ``run_deferred``). A
+dataset created with ten resources is then indexed and scored once, not eleven times.
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ AfterHandler = Callable[..., None]
 _during: dict[str, list[DuringHandler]] = defaultdict(list)
 _after: dict[str, list[AfterHandler]] = defaultdict(list)
 _PENDING = "smartlondon.events.pending"
+_DEFERRED = "smartlondon.events.deferred"
+_batch: dict[str, Callable[[Session, list[Any]], None]] = {}
 
 
 def subscribe(name: str, *, after_commit: bool = False) -> Callable[[Callable[..., None]], Callable[..., None]]:
@@ -57,6 +66,39 @@ def emit(session: Session, name: str, **payload: Any) -> None:
         fn(session, **payload)
     if _after.get(name):
         session.info.setdefault(_PENDING, []).append((name, payload))
+
+
+def deferred(name: str) -> Callable[[Callable[[Session, list[Any]], None]], Callable[[Session, list[Any]], None]]:
+    """Register the decorated function as the batch handler of deferred work ``name``."""
+    def register(fn: Callable[[Session, list[Any]], None]) -> Callable[[Session, list[Any]], None]:
+        _batch[name] = fn
+        return fn
+    return register
+
+
+def defer(session: Session, name: str, key: Any) -> None:
+    """Ask for ``name``'s batch handler to run for ``key`` once, before this transaction commits.
+
+    Handlers run in the order their work was first deferred; keys are kept in order, without repeats.
+    A handler must tolerate keys whose rows a rolled-back savepoint removed again.
+    """
+    session.info.setdefault(_DEFERRED, {}).setdefault(name, {})[key] = None
+
+
+def run_deferred(session: Session) -> None:
+    """Run the deferred work of this transaction now (readers call this to see their own writes)."""
+    pending: dict[str, dict[Any, None]] | None = session.info.get(_DEFERRED)
+    while pending:
+        name = next(iter(pending))
+        keys = list(pending.pop(name))
+        _batch[name](session, keys)  # it may defer more work; the loop picks that up
+
+
+@event.listens_for(Session, "before_commit")
+def _run_deferred_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return
+    run_deferred(session)
 
 
 def _engine_of(session: Session) -> Engine:
@@ -85,3 +127,4 @@ def _drop_pending(session: Session) -> None:
     if session.in_nested_transaction():  # only a SAVEPOINT was rolled back: the transaction goes on
         return
     session.info.pop(_PENDING, None)
+    session.info.pop(_DEFERRED, None)

@@ -197,11 +197,15 @@ def rescore(session: Session, datasets: list[Dataset], now: datetime | None = No
     return cards
 
 
+@events.subscribe("resource.loaded")
 @events.subscribe("dataset.changed")
 def _rescore_changed(session: Session, dataset_id: int, **_: Any) -> None:
-    ds = session.get(Dataset, dataset_id)
-    if ds is not None:
-        rescore(session, [ds])
+    events.defer(session, "charter.rescore", dataset_id)  # once per transaction, however many changes
+
+
+@events.deferred("charter.rescore")
+def _rescore_deferred(session: Session, dataset_ids: list[int]) -> None:
+    rescore_ids(session, dataset_ids)
 
 
 @events.subscribe("dataset.deleted")
@@ -303,6 +307,7 @@ def card_dict(score: int | None, rating: str, stars: int, checks: dict[str, tupl
 
 def scorecard_of(session: Session, ds: Dataset) -> dict[str, Any]:
     """The dataset's stored scorecard (computed now, without storing, if it has none yet)."""
+    events.run_deferred(session)  # a rescore this transaction asked for happens first
     row = session.get(DatasetScore, ds.id)
     if row is not None and row.checks:
         return card_dict(row.score, row.rating, row.stars,

@@ -5,8 +5,8 @@ Text in ``q`` is ranked with the catalogue's full-text index (FTS5 BM25 on SQLit
 field syntax) is compiled from Solr syntax to SQL on indexed columns (``solr.py``). Every sort
 ends with the dataset's row id, so paging with ``start`` never skips or repeats a dataset.
 
-Facet counts for organization, groups, tags and license_id come from the in-memory facet
-columns that the site's search uses (``facets.py``); res_format is counted in SQL.
+Facet counts for organization, groups, tags, license_id and res_format come from the in-memory
+facet columns that the site's search uses (``facets.py``; res_format rows are indexed for this API).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from sqlalchemy import Boolean, and_, func, literal_column, or_, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from ...core import events
 from ...core.accounts import Actor
 from ..facets import counter_for
-from ..formats import display_format
-from ..models import Dataset, Resource
+from ..models import Dataset
 from ..search import BM25, PG_WEIGHTS, fts5_expression, parse_query, pg_tsquery
 from . import solr
 from .actions import SearchQueryError, as_bool, as_int, as_list, invalid
@@ -32,7 +32,8 @@ DEFAULT_SORT = "score desc, metadata_modified desc"
 ROWS_DEFAULT, ROWS_MAX = 10, 1000
 FACET_LIMIT_DEFAULT = 50
 # CKAN facet field -> the catalogue's indexed facet counted in memory.
-COUNTED_FACETS = {"organization": "publisher", "groups": "theme", "tags": "keyword", "license_id": "licence"}
+COUNTED_FACETS = {"organization": "publisher", "groups": "theme", "tags": "keyword", "license_id": "licence",
+                  "res_format": "res_format"}
 SORT_COLUMNS = {
     "metadata_modified": Dataset.modified, "metadata_created": Dataset.created, "name": Dataset.slug,
     "title_string": Dataset.title_sort, "title": Dataset.title_sort, "id": Dataset.uuid,
@@ -187,6 +188,7 @@ class _Statement:
 
 def run(session: Session, actor: Actor, query: PackageQuery) -> PackageHits:
     """Search: the page's dataset ids in order, the total and the facet counts asked for."""
+    events.run_deferred(session)  # index this transaction's own pending changes first
     sort = _parse_sort(query.sort)
     statement = _Statement(session, actor, query)
     facets: dict[str, list[tuple[str, int]]] = {}
@@ -214,12 +216,6 @@ def _facets(session: Session, statement: _Statement, query: PackageQuery,
     for name in query.facet_fields:
         if name in COUNTED_FACETS:
             items = indexed.get(COUNTED_FACETS[name], [])
-        elif name == "res_format" and len(all_ids):
-            matching = statement.select(Dataset.id).scalar_subquery()
-            pairs = (select(Resource.dataset_id, Resource.format)
-                     .where(Resource.dataset_id.in_(matching), Resource.format != "").distinct().subquery())
-            rows = session.execute(select(pairs.c.format, func.count()).group_by(pairs.c.format)).all()
-            items = sorted(((display_format(fmt), int(n)) for fmt, n in rows), key=lambda item: (-item[1], item[0]))
         else:
             items = []
         out[name] = [(value, n) for value, n in items if n >= max(query.facet_mincount, 1)][:limit]

@@ -254,6 +254,7 @@ def _publish(engine: Engine, store: AnalyticsStore, c: Claim, table_name: str, b
                 error_count=built.error_count, schema_source=built.schema_source, table_schema=built.schema,
                 gss_columns=built.gss_columns, report=built.report, error=None, loaded_at=utcnow(),
                 heartbeat_at=None))
+            _announce(session, c)
             session.commit()
     return "loaded"
 
@@ -272,8 +273,17 @@ def _fail(engine: Engine, store: AnalyticsStore, c: Claim, table_name: str, mess
             TabularTable.id == c.row_id, TabularTable.generation == c.generation).values(
             status="failed", available=False, error=message, report=report, valid=False if report else None,
             error_count=1 if report else 0, row_count=None, heartbeat_at=None))
+        _announce(session, c)
         session.commit()
     return "failed"
+
+
+def _announce(session: Session, c: Claim) -> None:
+    """Emit ``resource.loaded`` in the transaction that records the outcome, so the scorecard's
+    schema and GSS checks follow the load at once instead of waiting for the charter scheduler."""
+    dataset_id = session.scalar(select(Resource.dataset_id).where(Resource.id == c.resource_id))
+    if dataset_id is not None:
+        events.emit(session, "resource.loaded", resource_id=c.resource_id, dataset_id=dataset_id)
 
 
 def _download(url: str, work_dir: Path, max_bytes: int) -> Path:
