@@ -20,9 +20,7 @@ off unless set in tests). Without it, run ``smartlondon catalogue check-links`` 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,6 +28,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from ...core.background import TickingThread, run_during_lifespan
 from ...core.db import Database, utcnow
 from ...core.storage import LocalStorage
 from ...settings import Settings
@@ -123,21 +122,22 @@ def claim(db: Database, job: Job, now: datetime | None = None) -> bool:
         return False
 
 
-class CharterScheduler:
+class CharterScheduler(TickingThread):
     """Runs the due scorecard jobs in a daemon thread until stopped."""
 
+    thread_name = "charter-scheduler"
+
     def __init__(self, db: Database, settings: Settings, jobs: tuple[Job, ...] = JOBS) -> None:
+        super().__init__(settings.charter_tick_seconds)
         self.db = db
         self.settings = settings
         self.jobs = jobs
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def tick(self, now: datetime | None = None) -> dict[str, str]:
         """Run every job that is due now; returns what each one that ran did."""
         done: dict[str, str] = {}
         for job in self.jobs:
-            if self._stop.is_set() or not claim(self.db, job, now):
+            if self.stopping or not claim(self.db, job, now):
                 continue
             try:
                 result = job.run(self.db, self.settings)
@@ -150,43 +150,10 @@ class CharterScheduler:
                              .values(last_run_at=utcnow(), last_result=result[:2000]))
         return done
 
-    def start(self) -> None:
-        """Start the thread (once)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="charter-scheduler", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask the thread to stop and wait a little for it."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:
-                log.exception("charter scheduler tick failed")
-            self._stop.wait(self.settings.charter_tick_seconds)
-
 
 def install(app: Any) -> None:
     """Run a scheduler for the app's lifetime when the settings switch it on."""
     settings = app.state.settings
-    if not getattr(settings, "charter_scheduler", False):
-        return
-    previous = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(application: Any) -> AsyncIterator[Any]:
-        scheduler = CharterScheduler(application.state.db, settings)
-        application.state.charter_scheduler = scheduler
-        scheduler.start()
-        try:
-            async with previous(application) as state:
-                yield state
-        finally:
-            scheduler.stop()
-
-    app.router.lifespan_context = lifespan
+    if getattr(settings, "charter_scheduler", False):
+        run_during_lifespan(app, "charter_scheduler",
+                            lambda application: CharterScheduler(application.state.db, settings))
