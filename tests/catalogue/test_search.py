@@ -105,3 +105,17 @@ def test_index_follows_every_change_in_the_same_transaction(catalogue):
         pass
     assert run(catalogue, q="warm")[0] == 0  # rolled back with the data
     assert run(catalogue, q="cold")[1] == ["fuel-poverty-lsoa"]
+
+
+def test_a_search_inside_the_writing_transaction_sees_its_changes(catalogue):
+    """The index is written once per transaction, at commit; a search in the transaction writes it first."""
+    with catalogue.session() as s:
+        for slug, title in (("fuel-poverty-lsoa", "Cold homes by small area"), ("transport-spending", "Cold payments")):
+            service.update_dataset(s, COMMAND_LINE, service.get_dataset(s, COMMAND_LINE, slug), {"title": title})
+        found = search.search(s, ANONYMOUS, SearchRequest(q="cold", sort="title"))
+        assert [d.slug for d in found.datasets] == ["fuel-poverty-lsoa", "transport-spending"]
+        service.delete_dataset(s, COMMAND_LINE, service.get_dataset(s, COMMAND_LINE, "transport-spending"))
+        assert [d.slug for d in search.search(s, ANONYMOUS, SearchRequest(q="cold")).datasets] == ["fuel-poverty-lsoa"]
+    total, slugs, facets = run(catalogue, q="cold")
+    assert (total, slugs) == (1, ["fuel-poverty-lsoa"])
+    assert run(catalogue)[0] == 3 and dict(run(catalogue)[2]["publisher"]).get("transport-for-london") == 1

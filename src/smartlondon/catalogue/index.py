@@ -8,10 +8,11 @@ change together, so they cannot drift. ``rebuild`` recreates everything from the
 
 from __future__ import annotations
 
+import json
 import time
 
 from sqlalchemy import delete, event, func, insert, select, text, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..core import events
 from ..core.reference import format_group
@@ -57,12 +58,36 @@ def index_later(session: Session, ds: Dataset) -> None:
 @events.deferred("search.index")
 def _index_deferred(session: Session, dataset_ids: list[int]) -> None:
     session.flush()
-    for dataset_id in dataset_ids:
-        ds = session.get(Dataset, dataset_id)
+    if len(dataset_ids) == 1:
+        ds = session.get(Dataset, dataset_ids[0])
         if ds is None:  # created in a savepoint that rolled back
-            unindex_dataset(session, dataset_id)
+            unindex_dataset(session, dataset_ids[0])
         else:
             index_dataset(session, ds)
+        return
+    for start in range(0, len(dataset_ids), 500):  # a batch (a harvest page): bulk statements
+        chunk = dataset_ids[start:start + 500]
+        datasets = list(session.scalars(select(Dataset).where(Dataset.id.in_(chunk)).options(
+            selectinload(Dataset.keywords), selectinload(Dataset.themes), selectinload(Dataset.areas),
+            selectinload(Dataset.resources), selectinload(Dataset.organisation))))
+        _unindex_many(session, chunk)
+        index_many(session, datasets, note=False)
+
+
+def _unindex_many(session: Session, dataset_ids: list[int]) -> None:
+    """Remove these datasets from the index, noting each change for the facet counters."""
+    session.info[INDEX_WRITTEN] = True
+    changes = session.scalars(insert(SearchChange).returning(SearchChange.id),
+                              [{"dataset_id": i, "at": time.time()} for i in dataset_ids]).all()
+    session.execute(delete(DatasetFacet).where(DatasetFacet.dataset_id.in_(dataset_ids)))
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(update(Dataset).where(Dataset.id.in_(dataset_ids)).values(search_vector=None)
+                        .execution_options(synchronize_session=False))
+    else:
+        session.execute(text("DELETE FROM dataset_fts WHERE rowid IN (SELECT value FROM json_each(:ids))"),
+                        {"ids": json.dumps(dataset_ids)})
+    if any(change % PRUNE_EVERY == 0 for change in changes):
+        prune_changes(session)
 
 
 def index_dataset(session: Session, ds: Dataset) -> None:

@@ -51,11 +51,13 @@ class Fetcher:
 
     def __init__(self, options: SourceOptions, headers: dict[str, str] | None = None,
                  sleep: Callable[[float], None] = time.sleep,
-                 on_page: Callable[[], None] | None = None) -> None:
+                 on_page: Callable[[], None] | None = None,
+                 before_request: Callable[[], None] | None = None) -> None:
         self.options = options
         self.pages = 0
         self.sleep = sleep
         self.on_page = on_page
+        self.before_request = before_request  # the runner commits its open batch: no lock is held across I/O
         timeout = httpx.Timeout(connect=options.connect_timeout, read=options.read_timeout,
                                 write=options.read_timeout, pool=options.connect_timeout)
         self.client = httpx.Client(timeout=timeout, follow_redirects=True,
@@ -77,6 +79,8 @@ class Fetcher:
             raise PageCapReached(f"Stopped after {self.pages} pages, the page cap of this source "
                                  "(raise 'max_pages' in its options to read more).")
         self.pages += 1
+        if self.before_request:
+            self.before_request()
         attempts = self.options.retries + 1
         problem = ""
         for attempt in range(attempts):

@@ -40,6 +40,7 @@ from .transforms import Mapped, Reference, to_catalogue
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 1.0
+BATCH_RECORDS = 100  # records per transaction on PostgreSQL
 MAX_PROBLEMS = 10_000  # per job: a source that is broken throughout does not flood the table
 COUNTS = ("seen", "created", "updated", "unchanged", "withdrawn", "skipped", "errors", "warnings")
 
@@ -185,6 +186,8 @@ class _Harvest:
         self.db = db
         self.job_id = job_id
         self.on_progress = progress
+        self._batch: Session | None = None  # the open batch of records (PostgreSQL)
+        self._staged: list[tuple[str, _Known, str]] = []  # its records, known once it commits
 
     # -- setting up ----------------------------------------------------------------------------
 
@@ -230,21 +233,31 @@ class _Harvest:
         complete = True
         note = ""
         try:
-            with Fetcher(source.options, headers=headers, on_page=self._page_read) as fetcher:
+            with Fetcher(source.options, headers=headers, on_page=self._page_read,
+                         before_request=self._commit_batch) as fetcher:
                 crawl = Crawl(url=source.url, options=source.options, fetcher=fetcher, since=run.since,
                               expect=self._expect)
                 for item in self._records(crawl):
                     self._one(item)
+                    if len(self._staged) >= BATCH_RECORDS:
+                        self._commit_batch()
                     self._beat()
+            self._commit_batch()
         except JobStopped:
+            self._drop_batch()
             return
         except PageCapReached as exc:
+            self._commit_batch()
             complete = False
             note = str(exc)
             self._problem("error", None, note)
         except FetchFailed as exc:
+            self._commit_batch()  # what was written before the source failed stays written
             _finish(self.db, self.job_id, "failed", str(exc), run, None)
             return
+        except BaseException:
+            self._drop_batch()
+            raise
         try:
             if complete and run.mode == "full":
                 self._withdraw()
@@ -296,6 +309,7 @@ class _Harvest:
         if not force and now - run.last_beat < HEARTBEAT_SECONDS:
             return
         run.last_beat = now
+        self._commit_batch()  # the heartbeat is written by another session: never wait on our own lock
         for attempt in range(5):
             try:
                 with self.db.session() as session:
@@ -378,32 +392,75 @@ class _Harvest:
             run.newest = moment if run.newest is None else max(run.newest, moment)
 
     def _write(self, record: RemoteRecord, mapped: Mapped, digest: str, known: _Known | None) -> str:
-        """Create or update the record's dataset, in its own transaction; returns the outcome."""
+        """Create or update the record's dataset; returns the outcome.
+
+        On PostgreSQL records are written up to BATCH_RECORDS to a transaction (committed before
+        every page request and every heartbeat), each in its own savepoint: one bad record is rolled
+        back alone, and the batch pays one commit, with the index and scorecards of all its datasets
+        written together. SQLite (whose driver cannot nest savepoints in a transaction it has not
+        begun explicitly) gives each record its own transaction.
+        """
+        if self.db.dialect != "postgresql":
+            with self.db.session() as session:
+                object_id, dataset_id, outcome = self._write_in(session, record, mapped, digest, known)
+            self.known[record.remote_id] = _Known(object_id, dataset_id, digest, "active", mapped.remote_modified)
+            return outcome
+        if self._batch is None:
+            self._batch = self.db.sessions()
+        with self._batch.begin_nested():
+            object_id, dataset_id, outcome = self._write_in(self._batch, record, mapped, digest, known)
+        self._staged.append((record.remote_id, _Known(object_id, dataset_id, digest, "active", mapped.remote_modified),
+                             outcome))
+        return outcome
+
+    def _write_in(self, session: Session, record: RemoteRecord, mapped: Mapped, digest: str,
+                  known: _Known | None) -> tuple[int, int, str]:
         run = self.run_state
         source = run.source
-        with self.db.session() as session:
-            ds = session.get(Dataset, known.dataset_id) if known and known.dataset_id else None
-            if ds is None:
-                ds = self._create(session, mapped)
-                outcome = "created"
-            else:
-                outcome = self._update(session, ds, mapped, reinstate=known is not None and known.state != "active")
-            now = utcnow()
-            values = {"dataset_id": ds.id, "content_hash": digest, "remote_modified": mapped.remote_modified,
-                      "remote_url": record.remote_url[:2000], "state": "active", "last_job_id": run.job_id,
-                      "modified": now}
-            if known is None:
-                row = HarvestObject(source_id=source.id, remote_id=record.remote_id, created=now, **values)
-                session.add(row)
-                session.flush()
-                object_id = row.id
-            else:
-                session.execute(update(HarvestObject).where(HarvestObject.id == known.id).values(**values)
-                                .execution_options(synchronize_session=False))
-                object_id = known.id
-            dataset_id = ds.id
-        self.known[record.remote_id] = _Known(object_id, dataset_id, digest, "active", mapped.remote_modified)
-        return outcome
+        ds = session.get(Dataset, known.dataset_id) if known and known.dataset_id else None
+        if ds is None:
+            ds = self._create(session, mapped)
+            outcome = "created"
+        else:
+            outcome = self._update(session, ds, mapped, reinstate=known is not None and known.state != "active")
+        now = utcnow()
+        values = {"dataset_id": ds.id, "content_hash": digest, "remote_modified": mapped.remote_modified,
+                  "remote_url": record.remote_url[:2000], "state": "active", "last_job_id": run.job_id,
+                  "modified": now}
+        if known is None:
+            row = HarvestObject(source_id=source.id, remote_id=record.remote_id, created=now, **values)
+            session.add(row)
+            session.flush()
+            return row.id, ds.id, outcome
+        session.execute(update(HarvestObject).where(HarvestObject.id == known.id).values(**values)
+                        .execution_options(synchronize_session=False))
+        return known.id, ds.id, outcome
+
+    def _commit_batch(self) -> None:
+        """Commit the open batch of records (their index and scorecards are written now, once)."""
+        session, staged = self._batch, self._staged
+        self._batch, self._staged = None, []
+        if session is None:
+            return
+        try:
+            session.commit()
+        except Exception as exc:  # e.g. a deferred index or scorecard write failed: report every record
+            session.rollback()
+            log.exception("harvest batch of %s records failed to commit", len(staged))
+            for remote_id, _, outcome in staged:
+                self.run_state.counts[outcome] -= 1
+                self._problem("error", remote_id, f"Could not write the record: {type(exc).__name__}: {exc}")
+            return
+        finally:
+            session.close()
+        for remote_id, known, _ in staged:
+            self.known[remote_id] = known
+
+    def _drop_batch(self) -> None:
+        if self._batch is not None:
+            self._batch.rollback()
+            self._batch.close()
+        self._batch, self._staged = None, []
 
     def _actor(self, *organisation_ids: int) -> Actor:
         source = self.run_state.source
