@@ -14,28 +14,11 @@ from typing import Any
 
 import click
 
-from ...core.errors import PlatformError
+from ...core.commands import PlatformGroup
+from ...core.commands import main_module as _main
 
 
-def _main() -> Any:
-    """The main command's module (imported when a command runs, so neither imports the other first)."""
-    from ... import cli
-
-    return cli
-
-
-class _Commands(click.Group):
-    """Prints platform errors as messages, as every smartlondon group does."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PlatformError as exc:
-            details = "".join(f"\n  {k}: {v}" for k, v in exc.fields.items())
-            _main().fail(exc.message + details)
-
-
-@click.group(cls=_Commands)
+@click.group(cls=PlatformGroup)
 def harvest() -> None:
     """Harvest other portals' catalogues (CKAN, DCAT, DataPress, Socrata, DCAT-US)."""
 
