@@ -31,9 +31,11 @@ from .core.storage import LocalStorage
 from .core.web import error_response
 from .settings import Settings
 from .web.templating import make_environment
+from .places import spatial as _places_spatial  # noqa: F401  (registers SQLite's spatial functions before any connection opens)
 
 STATIC = Path(__file__).parent / "web" / "static"
-CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.catalogue.harvest", "smartlondon.core")
+CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.catalogue.harvest", "smartlondon.core",
+                        "smartlondon.places")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None,
@@ -103,6 +105,17 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .catalogue import tabular
 
     tabular.install(app)  # /datastore/dump, validation reports, the background loader (docs/tabular.md)
+    from .places import match_api as places_match_api
+
+    app.include_router(places_match_api.router)  # /places/search, /places/match, /places/reconcile: before /places/{uid}
+    from .places import api as places_api
+    from .places import ogc as places_ogc
+
+    app.include_router(places_api.router)  # /places/api: place, reverse, nearest, within (docs/places.md)
+    app.include_router(places_ogc.router)  # /places/ogc: OGC API - Features (docs/places.md)
+    from .places import pages as places_pages
+
+    app.include_router(places_pages.router)  # /places/ldn:...: place and area pages (after places-match's routes)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -385,6 +385,12 @@ from .catalogue.tabular.commands import datastore as _datastore_commands  # noqa
 
 main.add_command(_datastore_commands)
 
+# --- places (the register; each places part adds its commands to places/cli.py) ------------------
+
+from .places.cli import places as _places_commands  # noqa: E402
+
+main.add_command(_places_commands)
+
 
 if __name__ == "__main__":
     main()

@@ -90,5 +90,9 @@ def load_demo(db: Database, settings: Settings, progress: Progress | None = None
             created += 1
         if progress is not None and task is not None:
             progress.advance(task)
+    from ..places.importer import load_demo as load_places  # the register's areas, stations and sites (docs/places.md)
+
+    with db.session() as session:
+        load_places(session)
     return {"datasets": len(plans), "created": created, "files": files, "organisations": organisations,
             "password": password}
