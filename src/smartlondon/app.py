@@ -31,11 +31,12 @@ from .core.storage import LocalStorage
 from .core.web import error_response
 from .settings import Settings
 from .web.templating import make_environment
+from .sensors.sta import odata as _sta_odata  # noqa: F401  (registers SQLite's $filter functions before any connection opens)
 from .places import spatial as _places_spatial  # noqa: F401  (registers SQLite's spatial functions before any connection opens)
 
 STATIC = Path(__file__).parent / "web" / "static"
 CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.catalogue.harvest", "smartlondon.core",
-                        "smartlondon.places")
+                        "smartlondon.places", "smartlondon.sensors")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None,
@@ -84,6 +85,18 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .catalogue.ckan import router as ckan_router
 
     app.include_router(ckan_router.router)  # the CKAN Action API: /api/action/<name>, /api/3/action/<name>
+    from .sensors import ext_api as sensors_ext_api
+
+    app.include_router(sensors_ext_api.router)  # STA extensions /sta/v1.1/ext/...: before the STA catch-all (docs/sensors-extensions.md)
+    from .sensors import ngsi_ld as sensors_ngsi_ld
+
+    app.include_router(sensors_ngsi_ld.router)  # read-only NGSI-LD views /ngsi-ld/v1/entities (docs/sensors-extensions.md)
+    from .sensors.sta import router as sta_router
+
+    app.include_router(sta_router.router)  # SensorThings API v1.1 reads: /sta/v1.1 (docs/sensors.md)
+    from .sensors.sta import writes as sta_writes
+
+    app.include_router(sta_writes.router)  # SensorThings API v1.1 writes, $batch, CreateObservations (docs/sensors-writes.md)
     app.include_router(core_pages.router)
     from .catalogue import bulk as catalogue_bulk
     from .catalogue import rdf as catalogue_rdf
@@ -116,6 +129,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .places import pages as places_pages
 
     app.include_router(places_pages.router)  # /places/ldn:...: place and area pages (after places-match's routes)
+    from .sensors import mqtt as sensors_mqtt
+
+    sensors_mqtt.install(app)  # the SensorThings MQTT bridge, when SMARTLONDON_MQTT_URL is set (docs/sensors-mqtt.md)
+    from .sensors import pages as sensors_pages
+
+    app.include_router(sensors_pages.router)  # /sensors map and list, /sensors/things/{id} (docs/sensors-web.md)
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

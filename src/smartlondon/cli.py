@@ -391,6 +391,12 @@ from .places.cli import places as _places_commands  # noqa: E402
 
 main.add_command(_places_commands)
 
+# --- sensors (the sensor hub; each sensors part adds its commands to sensors/cli.py) ------------
+
+from .sensors.cli import sensors as _sensors_commands  # noqa: E402
+
+main.add_command(_sensors_commands)
+
 
 if __name__ == "__main__":
     main()

@@ -9,3 +9,4 @@ def load_all_models() -> None:
     from .catalogue.tabular import models as _tabular  # noqa: F401
     from .core import models as _core  # noqa: F401
     from .places import models as _places  # noqa: F401
+    from .sensors import models as _sensors  # noqa: F401

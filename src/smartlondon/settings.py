@@ -65,6 +65,10 @@ class Settings:
     catalogue_publisher: str = "greater-london-authority"
     catalogue_description: str = ("Open data about London, published by the Greater London Authority, the 33 "
                                   "boroughs and other public bodies.")
+    # the MQTT extension of SensorThings API (docs/sensors-mqtt.md): off unless a broker URL is set
+    mqtt_url: str = ""                          # e.g. mqtt://127.0.0.1:1883; empty: no bridge, HTTP serves everything
+    mqtt_client_id: str = "smartlondon-sta-bridge"  # the bridge's persistent MQTT session
+    mqtt_select: str = ""                       # $select topics to publish to, separated by spaces
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -99,6 +103,9 @@ class Settings:
             catalogue_publisher=_env("CATALOGUE_PUBLISHER", cls.catalogue_publisher) or cls.catalogue_publisher,
             catalogue_description=(_env("CATALOGUE_DESCRIPTION", cls.catalogue_description)
                                    or cls.catalogue_description),
+            mqtt_url=_env("MQTT_URL", "") or "",
+            mqtt_client_id=_env("MQTT_CLIENT_ID", cls.mqtt_client_id) or cls.mqtt_client_id,
+            mqtt_select=_env("MQTT_SELECT", "") or "",
         )
         return settings.resolved()
 

@@ -205,8 +205,11 @@ def html(ctx: Context, template: str, page: dict[str, Any], status: int = 200,
 def nav_items(request: Request) -> list[dict[str, Any]]:
     """The service navigation, with the current section marked active."""
     path = request.url.path
-    items = [("/dataset", "Datasets"), ("/organisation", "Organisations"), ("/api/docs", "API")]
-    return [{"href": href, "text": text, "active": path.startswith(href)} for href, text in items]
+    items = [("/dataset", "Datasets", "/dataset"), ("/organisation", "Organisations", "/organisation"),
+             ("/charter", "Charter", "/charter"), ("/harvest", "Harvesting", "/harvest"),
+             ("/places/search", "Places", "/places"), ("/sensors", "Sensors", "/sensors"),
+             ("/api/docs", "API", "/api/docs")]
+    return [{"href": href, "text": text, "active": path.startswith(section)} for href, text, section in items]
 
 
 def error_response(request: Request, exc: PlatformError) -> Response:

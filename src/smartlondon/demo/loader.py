@@ -90,6 +90,8 @@ def load_demo(db: Database, settings: Settings, progress: Progress | None = None
             created += 1
         if progress is not None and task is not None:
             progress.advance(task)
+    from ..sensors.laqn import load_demo_network  # the real LAQN network in the sensor hub (docs/sensors-web.md)
+    load_demo_network(db, progress, settings.base_url.rstrip("/") + "/sta/v1.1")
     from ..places.importer import load_demo as load_places  # the register's areas, stations and sites (docs/places.md)
 
     with db.session() as session:

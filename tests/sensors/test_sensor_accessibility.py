@@ -1,0 +1,92 @@
+"""WCAG 2.2 AA on the sensor pages: axe-core in headless Chromium, at desktop width and at 320px.
+
+The same method as ``tests/catalogue/test_charter_accessibility.py`` (the app under uvicorn, the
+system Chromium, axe-core from node_modules, the shared ``tests/web/axe.py``); skipped locally
+without them, failed under CI. The map runs (its script, Leaflet and the borough outlines are all
+served by the app), so the checks cover the page as a browser with JavaScript shows it.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+
+from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
+from smartlondon.sensors import laqn
+
+
+@pytest.fixture
+def site(app, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    laqn.load_laqn(db, limit_sites=3, days=2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+def test_map_draws_under_the_sites_content_security_policy(browser, site) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        response = page.goto(site + "/sensors")
+        assert response is not None and response.status == 200
+        # the borough outlines (33) and a marker per site (3), all served by the app itself
+        page.locator("#sensor-map path.leaflet-interactive").nth(2).wait_for()
+        assert page.locator("#sensor-map path").count() >= 33 + 3
+        assert page.locator("#sensor-map .sensors-map__fallback").count() == 0
+        page.locator("#sensor-map path.leaflet-interactive").first.click()
+        page.locator(".leaflet-popup-content a.govuk-link").wait_for()
+        assert not errors, errors
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1280, 320])
+def test_sensor_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        problems = []
+        for path in ["/sensors", "/sensors/things/3", "/sensors/things/1?days=1"]:
+            response = page.goto(site + path)
+            assert response is not None and response.status == 200, path
+            if path == "/sensors":  # check the page with its map drawn
+                page.locator("#sensor-map path.leaflet-interactive").nth(2).wait_for()
+            page.add_script_tag(path=str(AXE_JS))
+            found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+                                  "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
+            problems += [f"{path}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}"
+                         for v in found]
+            if width == 320:
+                scroll_width = page.evaluate("document.documentElement.scrollWidth")
+                if scroll_width > width:
+                    problems.append(f"{path} scrolls sideways at 320px ({scroll_width}px wide)")
+        assert not problems, "\n".join(problems)
+    finally:
+        context.close()
