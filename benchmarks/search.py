@@ -123,13 +123,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(url: str, workdir: Path) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``smartlondon serve`` on a free port, as a subprocess; (process, base URL) once /healthz answers."""
     port = free_port()
-    env = {**os.environ, "SMARTLONDON_DATABASE_URL": url, "SMARTLONDON_DATA_DIR": str(workdir)}
+    env = {**os.environ, "SMARTLONDON_DATABASE_URL": url, "SMARTLONDON_DATA_DIR": str(workdir), **(extra_env or {})}
     proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "smartlondon"), "serve", "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
+    for _ in range(300):
         try:
             if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                 return proc, base

@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -136,28 +135,11 @@ def api_token(db) -> str:  # type: ignore[no-untyped-def]
     return secret
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_server(url: str, workdir: Path, extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """``smartlondon serve`` on a free port, as a subprocess; (process, base URL) once /healthz answers."""
-    port = free_port()
-    env = {**os.environ, "SMARTLONDON_DATABASE_URL": url, "SMARTLONDON_DATA_DIR": str(workdir),
-           "SMARTLONDON_MQTT_URL": "", **(extra_env or {})}
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "smartlondon"), "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("the server did not start")
+    """The search benchmark's server start, with no MQTT bridge unless ``extra_env`` asks for one."""
+    from search import start_server as serve
+
+    return serve(url, workdir, {"SMARTLONDON_MQTT_URL": "", **(extra_env or {})})
 
 
 def stop_server(proc: subprocess.Popen) -> None:

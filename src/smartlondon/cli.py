@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .core.db import Database
-from .core.errors import PlatformError
+from .core.commands import PlatformGroup
 from .settings import Settings
 
 console = Console(stderr=True)
@@ -52,15 +52,7 @@ def fail(message: str) -> None:
     sys.exit(1)
 
 
-class PlatformErrors(click.Group):
-    """A group that prints platform errors as messages, not tracebacks."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except PlatformError as exc:
-            details = "".join(f"\n  {k}: {v}" for k, v in exc.fields.items())
-            fail(exc.message + details)
+PlatformErrors = PlatformGroup  # the name the command groups of this module use
 
 
 @click.group(cls=PlatformErrors)

@@ -64,6 +64,17 @@ def serving(db: Database, data_dir: Path, **settings_changes: Any) -> Iterator[L
     settings = Settings(data_dir=data_dir, database_url=db.url, secret_key="live-test-secret", base_url=url,
                         **options).resolved()
     app = create_app(settings, db)
+    with serve_app(app, sock) as served:
+        yield LiveServer(url=served, app=app, db=db, settings=settings)
+
+
+@contextmanager
+def serve_app(app: Any, sock: socket.socket | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a thread (on ``sock``, or a free 127.0.0.1 port); yields its base URL."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -75,7 +86,7 @@ def serving(db: Database, data_dir: Path, **settings_changes: Any) -> Iterator[L
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield LiveServer(url=url, app=app, db=db, settings=settings)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(10)

@@ -6,14 +6,11 @@ axe-core from node_modules); skipped locally without them, failed under CI.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
+from tests.catalogue.live_server import serve_app
 from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.catalogue import service
 from smartlondon.core.accounts import COMMAND_LINE
@@ -39,22 +36,8 @@ def site(app, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
             "title": "Contracts register", "publisher": "camden", "licence": "other-closed",
             "boroughs": ["E09000007"]})
         service.add_resource(session, COMMAND_LINE, closed, {"title": "Register", "url": "https://example.org/r.pdf"})
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_app(app) as url:
+        yield url
 
 
 @pytest.mark.parametrize("width", [1280, 320])

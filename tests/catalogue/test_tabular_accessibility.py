@@ -6,14 +6,11 @@ axe-core from node_modules); skipped locally without them, failed under CI.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
+from tests.catalogue.live_server import serve_app
 from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.app import create_app
 from smartlondon.catalogue import service
@@ -55,22 +52,8 @@ def site(settings, db) -> Iterator[tuple[str, list[str]]]:  # type: ignore[no-un
     loader.run_pending(db.engine, app.state.settings)
     base = "/dataset/air-readings"
     pages = [base, f"{base}/resource/{ids['problems.csv']}", *(f"{base}/resource/{ids[k]}/validation" for k in ids)]
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", pages
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_app(app) as url:
+        yield url, pages
 
 
 @pytest.mark.parametrize("width", [1280, 320])

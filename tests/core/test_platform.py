@@ -57,6 +57,18 @@ def test_serve_command_says_how_to_fix_an_empty_database(tmp_path):
     assert "smartlondon db upgrade" in done.stderr
 
 
+def test_any_command_on_an_empty_database_says_to_upgrade_it(tmp_path, monkeypatch):
+    """Not a traceback: a message that says what to do."""
+    from smartlondon.cli import main
+
+    monkeypatch.setenv("SMARTLONDON_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("SMARTLONDON_DATABASE_URL", raising=False)
+    for args in (["token", "revoke", "5"], ["places", "show", "ldn:borough:E09000007"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        assert "smartlondon db upgrade" in " ".join(result.output.split()) and "Traceback" not in result.output
+
+
 def test_storage_streams_hashes_and_limits(tmp_path):
     storage = LocalStorage(tmp_path)
     data = os.urandom(3 * 1024 * 1024 + 17)

@@ -8,14 +8,11 @@ served by the app), so the checks cover the page as a browser with JavaScript sh
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-import uvicorn
 
+from tests.catalogue.live_server import serve_app
 from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.sensors import laqn
 
@@ -23,22 +20,8 @@ from smartlondon.sensors import laqn
 @pytest.fixture
 def site(app, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
     laqn.load_laqn(db, limit_sites=3, days=2)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with serve_app(app) as url:
+        yield url
 
 
 def test_map_draws_under_the_sites_content_security_policy(browser, site) -> None:  # type: ignore[no-untyped-def]

@@ -10,16 +10,13 @@ them the tests are skipped locally, but fail when ``CI`` is set: CI must never s
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jinja2
 import pytest
-import uvicorn
 
+from tests.catalogue.live_server import serve_app
 from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
 from smartlondon.catalogue import service
 from smartlondon.core.accounts import COMMAND_LINE
@@ -66,25 +63,9 @@ def site(app, client, db, editor, template_cache) -> Iterator[dict[str, str]]:  
                          data={"title": "Monitoring sites"}, files={"upload": ("sites.csv", SITES_CSV, "text/csv")})
     assert upload.status_code == 201, upload.text
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, loop="asyncio", log_level="warning", access_log=False))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield {"base": f"http://127.0.0.1:{port}", "resource": upload.json()["id"],
+    with serve_app(app) as url:
+        yield {"base": url, "resource": upload.json()["id"],
                "username": editor.username, "password": editor.password}
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 # --- how to reach each page ----------------------------------------------------------------------

@@ -6,8 +6,11 @@ from types import ModuleType
 from typing import Any
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from .errors import PlatformError
+
+_NO_SCHEMA = ("no such table", "does not exist")  # SQLite's and PostgreSQL's words for a missing table
 
 
 def main_module() -> ModuleType:
@@ -18,7 +21,8 @@ def main_module() -> ModuleType:
 
 
 class PlatformGroup(click.Group):
-    """A command group that prints platform errors (with their fields) as messages, exit status 1."""
+    """A command group that prints platform errors (with their fields) as messages, exit status 1, and
+    says to run ``db upgrade`` when the database has no schema yet."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -26,3 +30,8 @@ class PlatformGroup(click.Group):
         except PlatformError as exc:
             details = "".join(f"\n  {k}: {v}" for k, v in exc.fields.items())
             main_module().fail(exc.message + details)
+        except (OperationalError, ProgrammingError) as exc:
+            if not any(words in str(exc.orig) for words in _NO_SCHEMA):
+                raise
+            main_module().fail("The database has no tables yet (or an old schema). Run `smartlondon db upgrade` "
+                               f"first. ({str(exc.orig).splitlines()[0]})")
