@@ -69,6 +69,11 @@ class Settings:
     mqtt_url: str = ""                          # e.g. mqtt://127.0.0.1:1883; empty: no bridge, HTTP serves everything
     mqtt_client_id: str = "smartlondon-sta-bridge"  # the bridge's persistent MQTT session
     mqtt_select: str = ""                       # $select topics to publish to, separated by spaces
+    # sensor observations older than this move to Parquet files (docs/sensors-archive.md); 0: never
+    archive_path: Path | None = None            # default: <data_dir>/archive
+    # LODA sharing (docs/sharing.md): restricted data and pseudonym keys live apart from everything else
+    restricted_path: Path | None = None         # default: <data_dir>/restricted.duckdb
+    keys_path: Path | None = None               # default: <data_dir>/keys (pseudonym keys, one file per epoch)
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -106,6 +111,9 @@ class Settings:
             mqtt_url=_env("MQTT_URL", "") or "",
             mqtt_client_id=_env("MQTT_CLIENT_ID", cls.mqtt_client_id) or cls.mqtt_client_id,
             mqtt_select=_env("MQTT_SELECT", "") or "",
+            archive_path=Path(_env("ARCHIVE_PATH")).expanduser() if _env("ARCHIVE_PATH") else None,  # type: ignore[arg-type]
+            restricted_path=Path(_env("RESTRICTED_PATH")).expanduser() if _env("RESTRICTED_PATH") else None,  # type: ignore[arg-type]
+            keys_path=Path(_env("KEYS_PATH")).expanduser() if _env("KEYS_PATH") else None,  # type: ignore[arg-type]
         )
         return settings.resolved()
 
@@ -124,6 +132,21 @@ class Settings:
     def analytics_store(self) -> Path:
         """The DuckDB file of the analytics store (tabular data)."""
         return self.analytics_path or self.data_dir / "analytics.duckdb"
+
+    @property
+    def archive_dir(self) -> Path:
+        """Where archived sensor observations are kept as Parquet files."""
+        return self.archive_path or self.data_dir / "archive"
+
+    @property
+    def restricted_store(self) -> Path:
+        """The DuckDB file of restricted (LODA) data, reachable only through the sharing gateway."""
+        return self.restricted_path or self.data_dir / "restricted.duckdb"
+
+    @property
+    def keys_dir(self) -> Path:
+        """Where the pseudonymisation keys are kept, apart from the data they pseudonymise."""
+        return self.keys_path or self.data_dir / "keys"
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -1,0 +1,1 @@
+"""Statistical disclosure control of the gateway's outputs: suppression, rounding, the release ledger, review."""

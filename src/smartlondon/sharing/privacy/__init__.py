@@ -1,0 +1,1 @@
+"""Privacy by design: pseudonyms, data-subject requests, opt-outs and data trusts."""
