@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.catalogue.live_server import serve_app
-from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
+from tests.web.axe import audit_paths, browser, local_page  # noqa: F401  (browser is a fixture)
 from smartlondon.app import create_app
 from smartlondon.catalogue import service
 from smartlondon.catalogue.tabular import loader
@@ -59,25 +59,6 @@ def site(settings, db) -> Iterator[tuple[str, list[str]]]:  # type: ignore[no-un
 @pytest.mark.parametrize("width", [1280, 320])
 def test_tabular_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
     address, pages = site
-    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
-    try:
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(address)
-                      else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        problems = []
-        for path in pages:
-            response = page.goto(address + path)
-            assert response is not None and response.status == 200, path
-            page.add_script_tag(path=str(AXE_JS))
-            found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
-                                  "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
-            problems += [f"{path}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}"
-                         for v in found]
-            if width == 320:
-                scroll_width = page.evaluate("document.documentElement.scrollWidth")
-                if scroll_width > width:
-                    problems.append(f"{path} scrolls sideways at 320px ({scroll_width}px wide)")
-        assert not problems, "\n".join(problems)
-    finally:
-        context.close()
+    with local_page(browser, address, width) as page:
+        problems = audit_paths(page, address, pages, width)
+    assert not problems, "\n".join(problems)

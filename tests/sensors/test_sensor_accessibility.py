@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.catalogue.live_server import serve_app
-from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
+from tests.web.axe import audit_paths, browser, local_page  # noqa: F401  (browser is a fixture)
 from smartlondon.sensors import laqn
 
 
@@ -49,27 +49,11 @@ def test_map_draws_under_the_sites_content_security_policy(browser, site) -> Non
 
 @pytest.mark.parametrize("width", [1280, 320])
 def test_sensor_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
-    try:
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
-                      else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        problems = []
-        for path in ["/sensors", "/sensors/things/3", "/sensors/things/1?days=1"]:
-            response = page.goto(site + path)
-            assert response is not None and response.status == 200, path
-            if path == "/sensors":  # check the page with its map drawn
-                page.locator("#sensor-map path.leaflet-interactive").nth(2).wait_for()
-            page.add_script_tag(path=str(AXE_JS))
-            found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
-                                  "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
-            problems += [f"{path}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}"
-                         for v in found]
-            if width == 320:
-                scroll_width = page.evaluate("document.documentElement.scrollWidth")
-                if scroll_width > width:
-                    problems.append(f"{path} scrolls sideways at 320px ({scroll_width}px wide)")
-        assert not problems, "\n".join(problems)
-    finally:
-        context.close()
+    def map_drawn(page, path: str) -> None:  # type: ignore[no-untyped-def]
+        if path == "/sensors":  # check the page with its map drawn
+            page.locator("#sensor-map path.leaflet-interactive").nth(2).wait_for()
+
+    with local_page(browser, site, width) as page:
+        problems = audit_paths(page, site, ["/sensors", "/sensors/things/3", "/sensors/things/1?days=1"], width,
+                               ready=map_drawn)
+    assert not problems, "\n".join(problems)

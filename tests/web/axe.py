@@ -8,7 +8,8 @@ them the tests are skipped locally, but fail when ``CI`` is set.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,3 +45,43 @@ def browser() -> Iterator[Any]:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@contextmanager
+def local_page(browser: Any, base: str, width: int) -> Iterator[Any]:
+    """A page ``width`` CSS pixels wide that may load only from ``base`` (nothing from the internet)."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+    try:
+        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
+                      else route.abort())
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        yield page
+    finally:
+        context.close()
+
+
+def audit(page: Any, label: str, width: int) -> list[str]:
+    """The loaded page's WCAG 2.2 AA violations (axe-core) and, at 320px, sideways scrolling, one line each."""
+    page.add_script_tag(path=str(AXE_JS))
+    found = page.evaluate("tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, "
+                          "resultTypes: ['violations']})", WCAG_TAGS)["violations"]
+    problems = [f"{label}: {v['id']} ({v['impact']}) {v['help']}; first {v['nodes'][0]['target']}" for v in found]
+    if width <= 320:  # WCAG 1.4.10 Reflow: no scrolling in two dimensions at 320 CSS pixels
+        scroll_width = page.evaluate("document.documentElement.scrollWidth")
+        if scroll_width > width:
+            problems.append(f"{label} scrolls sideways at {width}px ({scroll_width}px wide)")
+    return problems
+
+
+def audit_paths(page: Any, base: str, paths: Iterable[str], width: int,
+                ready: Callable[[Any, str], None] | None = None) -> list[str]:
+    """Open each path (each must answer 200), wait for ``ready(page, path)`` if given, and audit it."""
+    problems: list[str] = []
+    for path in paths:
+        response = page.goto(base + path)
+        assert response is not None and response.status == 200, f"{path}: {response and response.status}"
+        if ready is not None:
+            ready(page, path)
+        problems += audit(page, path, width)
+    return problems

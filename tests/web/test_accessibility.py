@@ -17,7 +17,7 @@ import jinja2
 import pytest
 
 from tests.catalogue.live_server import serve_app
-from tests.web.axe import AXE_JS, WCAG_TAGS, browser  # noqa: F401  (browser is a fixture)
+from tests.web.axe import audit, browser, local_page  # noqa: F401  (browser is a fixture)
 from smartlondon.catalogue import service
 from smartlondon.core.accounts import COMMAND_LINE
 
@@ -109,37 +109,16 @@ CASES = [pytest.param(name, DESKTOP, id=name) for name in PAGES] + \
         [pytest.param(name, NARROW, id=f"{name}-320px") for name in PAGES if name in NARROW_TOO]
 
 
-def describe(violations: list[dict[str, Any]]) -> str:
-    lines = []
-    for v in violations:
-        first = v["nodes"][0]["target"] if v["nodes"] else "?"
-        lines.append(f"- {v['id']} ({v['impact']}): {v['help']}; {len(v['nodes'])} node(s), first {first}")
-    return "\n".join(lines)
-
-
 @pytest.mark.parametrize(("name", "width"), CASES)
 def test_page_has_no_wcag_22_aa_violations(browser, site, name: str,  # type: ignore[no-untyped-def]
                                            width: int) -> None:
-    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
-    try:
-        # Only our own server: no map tiles or anything else from the internet.
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site["base"])
-                      else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(15_000)
+    # Only our own server: no map tiles or anything else from the internet.
+    with local_page(browser, site["base"], width) as page:
         target = PAGES[name]
         if callable(target):
             target(page, site)
         else:
             response = page.goto(site["base"] + target.format(**site))
             assert response is not None and response.status == 200, f"{target}: {response and response.status}"
-        page.add_script_tag(path=str(AXE_JS))
-        results = page.evaluate(
-            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}, resultTypes: ['violations']})", WCAG_TAGS)
-        violations = results["violations"]
-        assert not violations, f"axe: WCAG 2.2 AA violations on {page.url} at {width}px:\n{describe(violations)}"
-        if width == NARROW:  # WCAG 1.4.10 Reflow: no scrolling in two dimensions at 320 CSS pixels
-            scroll_width = page.evaluate("document.documentElement.scrollWidth")
-            assert scroll_width <= width, f"{page.url} scrolls sideways at {width}px ({scroll_width}px wide)"
-    finally:
-        context.close()
+        problems = audit(page, page.url, width)
+    assert not problems, f"WCAG 2.2 AA problems at {width}px:\n" + "\n".join(problems)
