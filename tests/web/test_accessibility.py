@@ -11,7 +11,6 @@ them the tests are skipped locally, but fail when ``CI`` is set: CI must never s
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import jinja2
 import pytest
