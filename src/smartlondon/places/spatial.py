@@ -201,68 +201,6 @@ def _within(geojson: str | None, other: str) -> int:
     return int(_cached_shape(other).covers(_cached_shape(geojson)))
 
 
-class ShapeCache:
-    """Prepared shapely geometries of places, loaded lazily and kept by place id (thread-safe, bounded).
-
-    An entry is reused while the place's ``geometry_asserted_at`` (moved by every geometry change)
-    is the same, so the first reverse-geocode call parses only the few areas around its point.
-    """
-
-    def __init__(self, max_entries: int = 20000) -> None:
-        import threading
-        from collections import OrderedDict
-
-        self.max_entries = max_entries
-        self._lock = threading.Lock()
-        self._shapes: OrderedDict[tuple[str, int], tuple[Any, BaseGeometry]] = OrderedDict()
-
-    def get_many(self, session: Session, wanted: Sequence[tuple[int, Any]]) -> dict[int, BaseGeometry]:
-        """Prepared shapes for (place id, geometry_asserted_at) pairs; missing ones read in one query."""
-        db = str(session.get_bind().url)
-        out: dict[int, BaseGeometry] = {}
-        missing: list[int] = []
-        with self._lock:
-            for pid, stamp in wanted:
-                held = self._shapes.get((db, pid))
-                if held is not None and held[0] == str(stamp):
-                    self._shapes.move_to_end((db, pid))
-                    out[pid] = held[1]
-                else:
-                    missing.append(pid)
-        if missing:
-            marks = ", ".join(f":i{n}" for n in range(len(missing)))
-            rows = session.execute(text(f"SELECT id, geometry_asserted_at, geometry FROM place WHERE id IN ({marks}) "
-                                        "AND geometry IS NOT NULL"), {f"i{n}": pid for n, pid in enumerate(missing)})
-            loaded = []
-            for pid, stamp, geometry in rows:
-                geom = shapely.from_geojson(geometry) if isinstance(geometry, str) else shape(geometry)
-                shapely.prepare(geom)
-                loaded.append((pid, stamp, geom))
-                out[pid] = geom
-            with self._lock:
-                for pid, stamp, geom in loaded:
-                    self._shapes[(db, pid)] = (str(stamp), geom)
-                while len(self._shapes) > self.max_entries:
-                    self._shapes.popitem(last=False)
-        return out
-
-    def clear(self) -> None:
-        """Forget every shape."""
-        with self._lock:
-            self._shapes.clear()
-
-
-SHAPES = ShapeCache()
-
-
-def warm_areas(session: Session, kinds: Sequence[str] = ("borough",)) -> int:
-    """Load the shapes of the active areas of ``kinds`` into the cache (optional; returns how many)."""
-    params = {f"k{i}": k for i, k in enumerate(kinds)}
-    rows = session.execute(text("SELECT id, geometry_asserted_at FROM place WHERE status = 'active' AND kind IN "
-                                f"({', '.join(params and [f':{k}' for k in params])})"), params)
-    return len(SHAPES.get_many(session, [(pid, stamp) for pid, stamp in rows]))
-
-
 # --- queries --------------------------------------------------------------------------------
 
 def _dialect(session: Session) -> str:
@@ -281,16 +219,10 @@ def areas_at(session: Session, lon: float, lat: float, kinds: Sequence[str] = AR
                f"AND p.kind IN ({kind_sql}) AND p.id <> :exclude "
                "AND ST_Intersects(p.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))")
     else:
-        # candidates from the R*Tree; the exact test against shapes cached by place id (parsed once)
-        sql = ("SELECT p.id, p.uid, p.kind, p.name, p.geometry_asserted_at FROM place_rtree r "
-               "CROSS JOIN place p ON p.id = r.id "  # CROSS JOIN: SQLite must start from the R*Tree
+        sql = ("SELECT p.id, p.uid, p.kind, p.name FROM place_rtree r JOIN place p ON p.id = r.id "
                "WHERE r.min_lon <= :lon AND r.max_lon >= :lon AND r.min_lat <= :lat AND r.max_lat >= :lat "
-               f"AND p.status = 'active' AND p.kind IN ({kind_sql}) AND p.id <> :exclude")
-        found = [tuple(r) for r in session.execute(text(sql), params)]
-        shapes = SHAPES.get_many(session, [(r[0], r[4]) for r in found])
-        rows = [r[:4] for r in found if shapes.get(r[0]) is not None and shapely.intersects_xy(shapes[r[0]], lon, lat)]
-        order = {k: i for i, k in enumerate(AREA_KINDS)}
-        return sorted(rows, key=lambda r: (order.get(r[2], 99), r[1]))  # type: ignore[return-value]
+               f"AND p.status = 'active' AND p.kind IN ({kind_sql}) AND p.id <> :exclude "
+               "AND place_covers_point(p.geometry, :lon, :lat)")
     rows = [tuple(r) for r in session.execute(text(sql), params)]
     order = {k: i for i, k in enumerate(AREA_KINDS)}
     return sorted(rows, key=lambda r: (order.get(r[2], 99), r[1]))  # type: ignore[return-value]
