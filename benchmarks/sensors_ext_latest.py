@@ -1,4 +1,6 @@
-"""p95 of "latest of 5,000 Datastreams" through GET /sta/v1.1/ext/latest (sensors extension).
+"""p95 of "latest of 5,000 Datastreams" through GET /sta/v1.1/ext/latest (sensors extension) and through
+the standard's ``Datastreams?$expand=Observations($top=1;$orderby=phenomenonTime desc)`` (and the same
+under ``Things``), both served from ``sta_latest``.
 
     .venv/bin/python benchmarks/sensors_ext_latest.py [DATABASE_URL] [--streams 5000] [--runs 60]
 
@@ -11,6 +13,7 @@ beside the 50 ms target. The database given is wiped first: use a scratch one (d
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -82,6 +85,10 @@ def main() -> None:
     from smartlondon.sensors.ext_api import _latest_sql
 
     http, sql, built = [], [], []
+    expand: dict[str, list[float]] = {
+        "Datastreams?$top=5000&$expand=Observations($top=1;$orderby=phenomenonTime desc)": [],
+        "Things?$top=1000&$expand=Datastreams/Observations($top=1;$orderby=phenomenonTime desc)": [],
+    }
     statement = text(_latest_sql(db.dialect, ""))
     query = text("SELECT l.datastream_id, l.observation_id, l.phenomenon_time_start, l.result, d.name "
                  "FROM sta_latest l JOIN sta_datastream d ON d.id = l.datastream_id ORDER BY l.datastream_id")
@@ -97,6 +104,12 @@ def main() -> None:
             conn.execute(statement, {"top": 10000, "skip": 0, "root": "http://bench/sta/v1.1"}).one()
             t4 = time.perf_counter()
         assert len(rows) == args.streams
+        for url, times in expand.items():
+            t5 = time.perf_counter()
+            r = client.get("/sta/v1.1/" + url)
+            if i >= 5:
+                times.append((time.perf_counter() - t5) * 1000)
+            assert r.status_code == 200 and len(r.json()["value"]) == (args.streams if url[0] == "D" else args.streams // 5)
         if i >= 5:  # warm-up
             http.append((t1 - t0) * 1000)
             sql.append((t3 - t2) * 1000)
@@ -104,7 +117,11 @@ def main() -> None:
     print(f"{db.dialect}: latest of {args.streams} Datastreams, {args.runs} runs")
     print(f"  GET /sta/v1.1/ext/latest  p50 {statistics.median(http):7.1f} ms  p95 {p(http, .95):7.1f} ms  (target p95 <= 50 ms)")
     print(f"  its JSON-building SQL     p50 {statistics.median(built):7.1f} ms  p95 {p(built, .95):7.1f} ms")
+    for url, times in expand.items():
+        print(f"  GET /sta/v1.1/{url}\n                            p50 {statistics.median(times):7.1f} ms  "
+              f"p95 {p(times, .95):7.1f} ms  (target p95 <= 50 ms)")
     print(f"  bare SQL (floor)          p50 {statistics.median(sql):7.1f} ms  p95 {p(sql, .95):7.1f} ms")
+    print(f"  load: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -259,9 +259,11 @@ def test_latest_values_asked_for_by_select_are_read_from_the_last_value_table_al
                            "$orderby=phenomenonTime desc;$select=result,phenomenonTime)")
     first = body["value"][0]
     assert first == {"name": "NO2 at Westminster - Marylebone Road", "Observations": [
-        {"result": network.values["MY1/NO2"][-1][1], "phenomenonTime": "2023-01-02T23:00:00Z"}]}
+        {"result": network.values["MY1/NO2"][-1][1], "phenomenonTime": "2023-01-02T23:00:00Z"}],
+        "Observations@iot.nextLink": "http://testserver/sta/v1.1/Datastreams(1)/Observations?$orderby="
+                                     "phenomenonTime%20desc&$select=result%2CphenomenonTime&$top=1&$skip=1"}
     latest_query = [s for s in seen if "sta_latest" in s][0]
-    assert "sta_observation" not in latest_query
+    assert "join sta_observation" not in latest_query.lower()  # only an EXISTS probe: are there more?
 
 
 def test_each_expanded_parent_gets_its_own_filtered_page(client: TestClient, network: Network) -> None:

@@ -93,9 +93,9 @@ def parse_functions(text: str | None) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def bucket_expression(dialect: str, step: int) -> Any:
+def bucket_expression(dialect: str, step: int, observations: Any = Observation) -> Any:
     """The SQL for the start of an Observation's bucket, in seconds since the epoch."""
-    column = Observation.phenomenon_time_start
+    column = observations.phenomenon_time_start
     if dialect == "sqlite":
         # unixepoch() (SQLite 3.38+) is twice as fast as strftime('%s'); both drop fractions of a second
         epoch = func.unixepoch(column) if sqlite3.sqlite_version_info >= (3, 38) else cast(
@@ -127,18 +127,20 @@ def parse_qc(text: str | None) -> str:
     return text
 
 
-def _flag_count(dialect: str) -> Any:
+def _flag_count(dialect: str, observations: Any = Observation) -> Any:
     """SQL: how many QC flags an Observation has (0 when never checked)."""
     if dialect == "sqlite":
-        return func.coalesce(func.json_array_length(Observation.result_quality, "$.qc.flags"), 0)
-    return func.coalesce(func.jsonb_array_length(Observation.result_quality["qc"]["flags"]), 0)
+        return func.coalesce(func.json_array_length(observations.result_quality, "$.qc.flags"), 0)
+    return func.coalesce(func.jsonb_array_length(observations.result_quality["qc"]["flags"]), 0)
 
 
 def aggregate(session: Session, datastream_ids: list[int], step: int, start: datetime | None,
-              end: datetime | None, functions: list[str], qc: str = "all") -> dict[int, list[Bucket]]:
+              end: datetime | None, functions: list[str], qc: str = "all",
+              observations: Any = Observation) -> dict[int, list[Bucket]]:
     """Aggregates per Datastream and interval of ``step`` seconds over ``[start, end)``.
 
     ``qc="unflagged"`` leaves out values whose ``resultQuality.qc.flags`` is not empty.
+    ``observations`` is the Observation model or an alias of it (hot and archived rows: sensors/archive.py).
 
     Raises a 404 StaError for a Datastream that does not exist and a 400 one for a time range that
     is empty or would give more than ``MAX_BUCKETS`` buckets.
@@ -164,20 +166,20 @@ def aggregate(session: Session, datastream_ids: list[int], step: int, start: dat
         if buckets > MAX_BUCKETS:
             raise StaError(400, f"That would be about {buckets:,} intervals; at most {MAX_BUCKETS:,} in one request. "
                                 "Use a longer interval or a shorter time range (from, to).")
-    bucket = bucket_expression(session.get_bind().dialect.name, step).label("bucket")
-    value = Observation.result_number
+    bucket = bucket_expression(session.get_bind().dialect.name, step, observations).label("bucket")
+    value = observations.result_number
     columns = {"avg": func.avg(value), "min": func.min(value), "max": func.max(value),
                "sum": func.sum(value), "count": func.count(value)}
-    query = (select(Observation.datastream_id, bucket, *[columns[f].label(f) for f in functions])
-             .where(Observation.datastream_id.in_(datastream_ids), value.is_not(None))
-             .group_by(Observation.datastream_id, bucket)
-             .order_by(Observation.datastream_id, bucket))
+    query = (select(observations.datastream_id, bucket, *[columns[f].label(f) for f in functions])
+             .where(observations.datastream_id.in_(datastream_ids), value.is_not(None))
+             .group_by(observations.datastream_id, bucket)
+             .order_by(observations.datastream_id, bucket))
     if qc == "unflagged":
-        query = query.where(_flag_count(session.get_bind().dialect.name) == 0)
+        query = query.where(_flag_count(session.get_bind().dialect.name, observations) == 0)
     if start is not None:
-        query = query.where(Observation.phenomenon_time_start >= start)
+        query = query.where(observations.phenomenon_time_start >= start)
     if end is not None:
-        query = query.where(Observation.phenomenon_time_start < end)
+        query = query.where(observations.phenomenon_time_start < end)
     out: dict[int, list[Bucket]] = {i: [] for i in datastream_ids}
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
     for row in session.execute(query):

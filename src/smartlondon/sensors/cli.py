@@ -2,11 +2,13 @@
 
     smartlondon sensors qc --datastream 5 [--from 2023-01-01T00:00:00Z] [--to ...]
     smartlondon sensors qc --all
+    smartlondon sensors archive [--older-than 90d] [--datastream ID]
+    smartlondon sensors restore [--datastream ID]
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import click
 
@@ -80,3 +82,121 @@ def load_laqn_command(limit_sites: int | None, days: int | None, data_dir: str |
         f"LAQN loaded in {time.monotonic() - started:.1f} s: {summary.sites} sites ({summary.things_created} new "
         f"Things), {summary.datastreams} Datastreams ({summary.datastreams_created} new), "
         f"{summary.observations_created} new Observations.")
+
+
+# --- archive / restore (sensors-archive): old Observations to Parquet and back ---------------------
+
+@sensors.command("archive")
+@click.option("--older-than", "older_than", default=None,
+              help="Archive Observations older than this (90d, 12h; default: SMARTLONDON_ARCHIVE_AFTER_DAYS, "
+                   "90). A Datastream's properties.retentionDays overrides it (0: never archive that Datastream).")
+@click.option("--datastream", "datastream_id", type=int, default=None, help="Only this Datastream.")
+@click.option("--now", "now_text", default=None, hidden=True, help="The time to count ages from (ISO 8601).")
+def archive_command(older_than: str | None, datastream_id: int | None, now_text: str | None) -> None:
+    """Move old Observations to Parquet files under the archive directory (they stay readable)."""
+    from . import archive
+
+    try:
+        age = archive.parse_age(older_than) if older_than else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--older-than") from None
+    cli = _main()
+    env = cli.Env()
+    _check_datastream(env, datastream_id)
+    if age is None:
+        if env.settings.archive_after_days <= 0:
+            cli.console.print("Nothing archived: SMARTLONDON_ARCHIVE_AFTER_DAYS is 0 (never); "
+                              "give --older-than to archive.")
+            return
+        age = timedelta(days=env.settings.archive_after_days)
+    with cli.progress_bar() as bar:
+        report = archive.archive(env.db, env.settings.archive_dir, age, datastream_id, _time(now_text, "--now"),
+                                 progress=bar)
+    cli.console.print(f"Archived {report.rows} observations in {report.segments} segments "
+                      f"({report.bytes:,} bytes of Parquet) under {env.settings.archive_dir}.")
+
+
+@sensors.command("restore")
+@click.option("--datastream", "datastream_id", type=int, default=None, help="Only this Datastream.")
+def restore_command(datastream_id: int | None) -> None:
+    """Move archived Observations back from Parquet into the database."""
+    from . import archive
+
+    cli = _main()
+    env = cli.Env()
+    _check_datastream(env, datastream_id)
+    with cli.progress_bar() as bar:
+        try:
+            report = archive.restore(env.db, env.settings.archive_dir, datastream_id, progress=bar)
+        except archive.ArchiveError as exc:
+            raise click.ClickException(str(exc)) from None
+    cli.console.print(f"Restored {report.rows} observations from {report.segments} segments.")
+
+
+def _check_datastream(env: object, datastream_id: int | None) -> None:
+    if datastream_id is None:
+        return
+    from .models import Datastream
+
+    with env.db.session() as session:  # type: ignore[attr-defined]
+        if session.get(Datastream, datastream_id) is None:
+            raise click.ClickException(f"There is no Datastream with id {datastream_id}.")
+
+
+# --- calibrate (sensors-calibration): low-cost sensors against co-located reference monitors -----
+
+@sensors.command("calibrate")
+@click.option("--low-cost", "low_cost", type=int, required=True, help="The low-cost sensor's Datastream id.")
+@click.option("--reference", type=int, required=True, help="The co-located reference monitor's Datastream id.")
+@click.option("--from", "start", required=True, help="Start of the fit window (ISO 8601).")
+@click.option("--to", "end", required=True, help="End of the fit window, exclusive (ISO 8601).")
+@click.option("--kind", default=None, help="The model: linear-humidity-temperature (default) or "
+                                          "robust-linear-humidity-temperature.")
+@click.option("--max-distance", type=float, default=None, help="How far apart, in metres, still counts as co-located (default 50).")
+@click.option("--no-apply", is_flag=True, help="Only fit and store the model; do not make it the active one.")
+@click.option("--recompute", is_flag=True, help="Recompute every calibrated value with the new version.")
+def calibrate_command(low_cost: int, reference: int, start: str, end: str, kind: str | None,
+                      max_distance: float | None, no_apply: bool, recompute: bool) -> None:
+    """Fit a calibration of a low-cost sensor against a reference monitor, and apply it."""
+    from .calibration import service as calibration
+
+    cli = _main()
+    env = cli.Env()
+    begin, finish = _time(start, "--from"), _time(end, "--to")
+    assert begin is not None and finish is not None
+    root = env.settings.base_url.rstrip("/") + "/sta/v1.1"
+    with cli.progress_bar() as bar:
+        task = bar.add_task("Fitting the calibration", total=2 if not no_apply else 1)
+        with env.db.session() as session:
+            made = calibration.fit_calibration(
+                session, low_cost, reference, begin, finish, kind=kind or calibration.DEFAULT_KIND,
+                max_distance_m=max_distance or calibration.DEFAULT_DISTANCE_M, apply=False, base_url=root)
+            bar.advance(task)
+            if not no_apply:
+                bar.update(task, description="Writing the calibrated Datastream")
+                calibration.apply_calibration(session, made.id, recompute=recompute, base_url=root)
+                bar.advance(task)
+            stats = made.stats
+            summary = (f"Calibration {made.id} (version {made.version}, {made.kind}) of Datastream {low_cost} against "
+                       f"{reference}: {stats['n']} hourly pairs; R² {stats['before']['r2']} -> {stats['after']['r2']}, "
+                       f"RMSE {stats['before']['rmse']} -> {stats['after']['rmse']}, bias {stats['before']['bias']} -> "
+                       f"{stats['after']['bias']}.")
+            derived = made.derived_datastream_id
+    cli.console.print(summary)
+    if not no_apply:
+        cli.console.print(f"Calibrated values are in Datastream {derived}.")
+
+
+@sensors.command("load-fleet")
+def load_fleet_command() -> None:
+    """Create the simulated smart lamppost fleet, backfill its readings and calibrate the co-located ones."""
+    from ..core import migrate
+    from .fleet import load_demo_fleet
+
+    cli = _main()
+    env = cli.Env()
+    migrate.upgrade(env.db)
+    with cli.progress_bar() as bar:
+        summary = load_demo_fleet(env.db, bar, env.settings.base_url.rstrip("/") + "/sta/v1.1")
+    cli.console.print(f"Fleet: {summary.lampposts} lampposts ({summary.things_created} new), "
+                      f"{summary.observations_created} new Observations, {summary.calibrations_created} new calibrations.")

@@ -22,6 +22,7 @@ from sqlalchemy import select, text
 
 from ..core.db import Database
 from . import aggregates as agg
+from . import archive
 from .counting import count_entities
 from .models import ENTITIES, Datastream
 from .sta import PREFIX, StaError, base_url
@@ -81,7 +82,9 @@ def aggregates(request: Request) -> Response:
         root = _root(request)
         db: Database = request.app.state.db
         with db.sessions() as session:
-            result = agg.aggregate(session, ids, step, start, end, functions, qc)
+            archived = archive.streams_source(session, request.app.state.settings.archive_dir, ids, start, end)
+            result = agg.aggregate(session, ids, step, start, end, functions, qc,
+                                   **({"observations": archived} if archived is not None else {}))
             units = {r[0]: r[1] for r in session.execute(
                 select(Datastream.id, Datastream.unit_of_measurement).where(Datastream.id.in_(ids)))}
         return JSONResponse({

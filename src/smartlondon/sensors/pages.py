@@ -143,12 +143,24 @@ def asset(name: str) -> Response:
 def sensors_page(request: Request, ctx: Context = CtxDep) -> Response:
     """The map of every sensor site and the list of the same sites."""
     rows = sensor_list(ctx.session, ctx.base_url)
+    from ..places.links import boroughs_of_things  # boroughs from the places register (docs/places-links.md)
+
+    in_borough = boroughs_of_things(ctx.session, rows)
+    for row in rows:
+        if row["id"] in in_borough:
+            row["borough"], row["boroughPlace"] = in_borough[row["id"]]["name"], in_borough[row["id"]]["uid"]
+    borough_choices = sorted({(r["boroughPlace"], r["borough"]) for r in rows if r.get("boroughPlace")}, key=lambda c: c[1])
+    wanted = (request.query_params.get("borough") or "").strip()
+    if wanted:
+        rows = [r for r in rows if wanted in (r.get("boroughPlace"), (r.get("boroughPlace") or "").rsplit(":", 1)[-1])
+                or wanted.lower() == r["borough"].lower()]
     measuring = sum(1 for r in rows if r["no2"] is not None)
-    data = {"count": len(rows), "sensors": rows,
+    data = {"count": len(rows), "borough": wanted or None, "sensors": rows,
             "links": {"self": f"{ctx.base_url}/sensors", "json": f"{ctx.base_url}/sensors.json",
                       "boroughs": f"{ctx.base_url}/sensors/boroughs.geojson",
                       "sensorThings": f"{ctx.base_url}/sta/v1.1/Things"}}
-    return render(ctx, "sensors/index.html", {"sensors": rows, "count": len(rows), "measuring": measuring}, data)
+    return render(ctx, "sensors/index.html", {"sensors": rows, "count": len(rows), "measuring": measuring,
+                                              "borough": wanted, "borough_choices": borough_choices}, data)
 
 
 # --- /sensors/things/{id}: one Thing ---------------------------------------------------------------
@@ -206,6 +218,9 @@ def thing_view(session: Any, thing_id: int, days: int, base_url: str) -> dict[st
             "id": ds.id, "name": ds.name, "observedProperty": op_name, "definition": op_definition,
             "sensor": sensor_name, "unit": unit.get("symbol", ""), "unitName": unit.get("name", ""),
             "colour": COLOURS[i % len(COLOURS)],
+            "label": op_name + (" (calibrated)" if (ds.properties or {}).get("derived")
+                                else " (low-cost, raw)" if (ds.properties or {}).get("lowCost") else ""),
+            "derivedFrom": ((ds.properties or {}).get("derivedFrom") or {}).get("Datastream@iot.id"),
             "latest": None if latest is None else {
                 "result": latest.result, "phenomenonTime": _iso(latest.phenomenon_time_start),
                 "label": _when(latest.phenomenon_time_start)},
@@ -222,9 +237,27 @@ def thing_view(session: Any, thing_id: int, days: int, base_url: str) -> dict[st
         "longitude": point[0] if point else None, "latitude": point[1] if point else None,
         "window": {"days": days, "start": _iso(start), "end": _iso(end)},
         "datastreams": datastreams, "qcFlagCounts": flagged,
+        "simulated": bool(props.get("simulated")), "calibrations": _calibrations(session, thing_id, datastreams, base_url),
         "links": {"self": f"{base_url}/sensors/things/{thing.id}", "json": f"{base_url}/sensors/things/{thing.id}.json",
                   "sensorThings": f"{base_url}/sta/v1.1/Things({thing.id})"},
     }
+
+
+def _calibrations(session: Any, thing_id: int, datastreams: list[dict[str, Any]], base_url: str) -> list[dict[str, Any]]:
+    """The calibrations of the Thing's low-cost Datastreams (newest version first), as the API shows them."""
+    from .calibration.service import calibration_json, list_calibrations
+
+    labels = {s["id"]: s["label"] for s in datastreams}
+    out = []
+    for found in list_calibrations(session, thing_id=thing_id):
+        item = calibration_json(found, f"{base_url}/sta/v1.1")
+        reference = session.get(Datastream, found.reference_datastream_id)
+        item["lowCostLabel"] = labels.get(found.datastream_id, f"Datastream {found.datastream_id}")
+        item["referenceName"] = reference.name if reference is not None else ""
+        item["referenceThing"] = reference.thing_id if reference is not None else None
+        item["window"] = f"{_when(found.fit_start)} to {_when(found.fit_end)}"
+        out.append(item)
+    return out
 
 
 def chart(stream: dict[str, Any], start: str | None, end: str | None, width: int = 640, height: int = 200) -> dict[str, Any]:

@@ -20,7 +20,16 @@ Rules, version ``RULES_VERSION`` (numeric results only; a non-numeric result get
 :func:`run_qc` (re)computes a Datastream over a time range, in windows of 31 days: per window one
 ordered read (plus a margin on each side so runs and neighbours at the edges are seen), the rules in
 Python over that series, one UPDATE by primary key per 5,000 rows. Recompute by command
-(``smartlondon sensors qc``) or after an ingest batch; it is not run per Observation on ingest.
+(``smartlondon sensors qc``) or after an ingest batch.
+
+:func:`check_on_ingest` gives new Observations their flags as they are stored (every write path of
+``sensors/service.py`` calls it before its INSERT): per Datastream in the batch, one indexed read
+of the few values before the batch's earliest (enough for a run to reach its length), the same
+rules over those plus the batch, and the values before gain the flags the new ones reveal (the
+last one's spike, a run that now reaches its length). The newest value cannot be a spike yet (it has
+no next neighbour): it gets that flag when the next value arrives. For values that arrive in time
+order this gives exactly the flags a batch run gives; values arriving out of order are checked
+against the values before them only (re-run the batch command for exact flags).
 """
 
 from __future__ import annotations
@@ -242,3 +251,61 @@ def run_qc_all(session: Session, start: datetime | None = None, end: datetime | 
     """QC every Datastream (each in turn, all in the caller's transaction)."""
     ids = session.scalars(select(Datastream.id).order_by(Datastream.id)).all()
     return [run_qc(session, i, start, end) for i in ids]
+
+
+# --- on ingest ------------------------------------------------------------------------------------
+
+_RULES_CACHE = "smartlondon.qc.rules"
+_CHANGING = ("spike", "flat_line", "stuck")  # what a later value can add to an earlier one
+
+
+def _quality_with(quality: Any, flags: list[str]) -> dict[str, Any]:
+    out = dict(quality) if isinstance(quality, dict) else ({} if quality is None else {"original": quality})
+    out["qc"] = {"version": RULES_VERSION, "flags": flags}
+    return out
+
+
+def _stream_rules(session: Session, datastream_id: int) -> Rules | None:
+    cache: dict[int, Rules | None] = session.info.setdefault(_RULES_CACHE, {})
+    if datastream_id not in cache:
+        stream = session.get(Datastream, datastream_id)
+        cache[datastream_id] = None if stream is None else rules_for(
+            stream, session.get(ObservedProperty, stream.observed_property_id))
+    return cache[datastream_id]
+
+
+def check_on_ingest(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Set the QC flags of new Observation rows (``result_quality``) before they are inserted."""
+    by_stream: dict[int, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row.get("datastream_id") is not None and row.get("result_number") is not None:
+            by_stream.setdefault(row["datastream_id"], []).append(row)
+    for datastream_id, group in by_stream.items():
+        rules = _stream_rules(session, datastream_id)
+        if rules is None:
+            continue
+        group.sort(key=lambda r: r["phenomenon_time_start"])
+        context = max(rules.flat_line_count, rules.stuck_count) + 1
+        before = session.execute(
+            select(Observation.id, Observation.phenomenon_time_start, Observation.result_number,
+                   Observation.result_quality)
+            .where(Observation.datastream_id == datastream_id, Observation.result_number.is_not(None),
+                   Observation.phenomenon_time_start < group[0]["phenomenon_time_start"])
+            .order_by(Observation.phenomenon_time_start.desc(), Observation.id.desc()).limit(context)).all()[::-1]
+        series = [(r.phenomenon_time_start, r.result_number) for r in before]
+        series += [(r["phenomenon_time_start"], r["result_number"]) for r in group]
+        flags = flags_for(series, rules)
+        for row, row_flags in zip(group, flags[len(before):]):
+            row["result_quality"] = _quality_with(row.get("result_quality"), row_flags)
+        updates: list[dict[str, Any]] = []
+        for old, row_flags in zip(before, flags[:len(before)]):
+            quality = old.result_quality
+            if not (isinstance(quality, dict) and isinstance(quality.get("qc"), dict)):
+                continue  # never checked: leave it to the batch command
+            had = list(quality["qc"].get("flags") or [])
+            gained = [f for f in row_flags if f in _CHANGING and f not in had]
+            if gained:
+                updates.append({"id": old.id, "result_quality": _quality_with(
+                    quality, [f for f in FLAGS if f in had or f in gained])})
+        if updates:
+            _write(session, updates)

@@ -96,6 +96,14 @@ _GEOMETRY = ("location", "feature", "observedArea")
 _INSTANTS = ("time", "resultTime")  # an instant (Observation.resultTime may also be null)
 
 
+#: called with ``(session, rows)`` just before new Observation rows are inserted (they may set columns
+#: such as ``result_quality``), and ``(writer, rows)`` just after (ids set), in the same transaction
+from .calibration.ingest import calibrate_on_ingest  # noqa: E402  (calibrated Datastreams, sensors/calibration)
+from .qc import check_on_ingest  # noqa: E402  (quality-control flags on ingest, sensors/qc.py)
+
+BEFORE_INSERT: list[Any] = [check_on_ingest]
+AFTER_INSERT: list[Any] = [calibrate_on_ingest]
+
 # --- events ---------------------------------------------------------------------------------------
 
 def _queue(session: Session, **payload: Any) -> None:
@@ -664,8 +672,12 @@ class Writer:
         """Insert validated Observation rows with one executemany; update spans and ``sta_latest``."""
         if not rows:
             return []
+        for hook in BEFORE_INSERT:  # e.g. quality control on ingest (sensors/qc.py)
+            hook(self.session, rows)
         ids = _insert_rows(self.session, rows)
         self._after_insert(rows)
+        for after in AFTER_INSERT:  # e.g. calibrated Datastreams (sensors/calibration)
+            after(self, rows)
         if announce and _has_subscribers():
             for row in rows:
                 _queue(self.session, entity_set="Observations", id=row["id"], op="create",
@@ -1449,3 +1461,33 @@ def create_many_from_path(session: Session, items: list[tuple[str, dict]], base_
     store_pending()
     flush_events(session)
     return [r if r is not None else BadRequest("not created") for r in results]
+
+
+# --- Things and where they are (read by the places register: places/links.py) -------------------
+
+def thing_positions(session: Session, thing_ids: Iterable[int] | None = None) -> list[dict[str, Any]]:
+    """Things with their name, properties and the point of their first Location (lon/lat, or None)."""
+    from .models import Thing
+
+    query = select(Thing.id, Thing.name, Thing.properties).order_by(Thing.name, Thing.id)
+    if thing_ids is not None:
+        query = query.where(Thing.id.in_(list(thing_ids)))
+    things = session.execute(query).all()
+    where: dict[int, Any] = {}
+    located = select(ThingLocation.thing_id, Location.location).join(Location, Location.id == ThingLocation.location_id)
+    if thing_ids is not None:
+        located = located.where(ThingLocation.thing_id.in_([t[0] for t in things]))
+    for thing_id, geometry in session.execute(located.order_by(ThingLocation.thing_id, Location.id)):
+        where.setdefault(thing_id, geometry)
+    out = []
+    for thing_id, name, properties in things:
+        geometry = where.get(thing_id)
+        if isinstance(geometry, dict) and geometry.get("type") == "Feature":
+            geometry = geometry.get("geometry")
+        coords = geometry.get("coordinates") if isinstance(geometry, dict) and geometry.get("type") == "Point" else None
+        point = (float(coords[0]), float(coords[1])) if (
+            isinstance(coords, list) and len(coords) >= 2
+            and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in coords[:2])) else None
+        out.append({"id": thing_id, "name": name, "properties": dict(properties or {}),
+                    "lon": point[0] if point else None, "lat": point[1] if point else None})
+    return out

@@ -4,6 +4,9 @@
 turns the tree into a SQLAlchemy condition for SQLite or PostgreSQL + PostGIS, with the same
 answers on both. The caller maps property paths (``Datastream/Thing/name``, ``properties/owner``,
 ``result``) to columns with its ``resolve`` function, so this module knows nothing of tables.
+The lambda operators ``any``/``all`` over to-many navigation (``Datastreams/any(d: d/name eq 'x')``,
+an OData 4.01 addition) need the resolver's ``collection`` attribute: ``collection(path)`` gives the
+members' resolver and a function wrapping a condition in a correlated ``EXISTS``.
 
 Positions in error messages count characters from 0, the first character of the option's text.
 The language is described for users in docs/sensors-query.md.
@@ -102,7 +105,18 @@ class Unary:
     position: int
 
 
-Expr = Union[Literal, Path, Call, Binary, Unary]
+@dataclass(frozen=True)
+class Lambda:
+    """``Datastreams/any(d: d/name eq 'x')`` or ``.../all(...)``: a condition over a to-many collection."""
+
+    op: str                       # "any" or "all"
+    collection: tuple[str, ...]   # the navigation path to the collection, e.g. ("Datastreams",)
+    variable: str | None          # the range variable (None for "any()": the collection is not empty)
+    body: "Expr | None"
+    position: int
+
+
+Expr = Union[Literal, Path, Call, Binary, Unary, Lambda]
 
 COMPARISONS = ("eq", "ne", "gt", "ge", "lt", "le")
 ARITHMETIC = ("add", "sub", "mul", "div", "mod")
@@ -133,7 +147,7 @@ _TOKEN = re.compile(r"""
   | (?P<time>\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)
   | (?P<number>\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<name>[A-Za-z_@$][\w@$.]*(?:/[A-Za-z_@$][\w@$.]*)*)
-  | (?P<punct>[(),-])
+  | (?P<punct>[(),:-])
 """, re.VERBOSE | re.IGNORECASE)
 
 
@@ -339,6 +353,8 @@ class _Parser:
         lowered = token.text.lower()
         following = self.peek()
         if following is not None and following.kind == "punct" and following.text == "(":
+            if "/" in lowered and lowered.rsplit("/", 1)[1] in ("any", "all"):
+                return self.parse_lambda(token)
             return self.parse_call(token)
         if lowered in ("true", "false"):
             return Literal(lowered == "true", "boolean", token.position)
@@ -371,6 +387,26 @@ class _Parser:
         value = timedelta(days=int(match.group("d") or 0), hours=int(match.group("h") or 0),
                           minutes=int(match.group("m") or 0), seconds=float(match.group("s") or 0))
         return -value if match.group("sign") else value
+
+    def parse_lambda(self, name_token: _Token) -> Lambda:
+        """``Path/any(v: condition)``, ``Path/all(v: condition)`` or ``Path/any()``."""
+        *collection, op = name_token.text.split("/")
+        op = op.lower()
+        open_token = self.advance()  # "("
+        self.nested()
+        token = self.peek()
+        if op == "any" and token is not None and token.kind == "punct" and token.text == ")":
+            self.advance()
+            self.depth -= 1
+            return Lambda(op, tuple(collection), None, None, name_token.position)
+        if token is None or token.kind != "name" or "/" in token.text or token.text.lower() in KEYWORDS:
+            raise self.error(f"{op}( needs a range variable and a condition, e.g. {op}(d: d/name eq 'x')", token)
+        variable = self.advance().text
+        self.expect_punct(":", f"after the range variable {variable!r} of {op}(")
+        body = self.parse_or()
+        self.expect_punct(")", f"to close {op}( at position {open_token.position}")
+        self.depth -= 1
+        return Lambda(op, tuple(collection), variable, body, name_token.position)
 
     def parse_call(self, name_token: _Token) -> Call:
         name = name_token.text.lower()
@@ -662,7 +698,42 @@ class _Compiler:
             return self.binary(node)
         if isinstance(node, Call):
             return self.call(node)
+        if isinstance(node, Lambda):
+            return self.lambda_(node)
         raise TypeError(f"not a $filter expression: {node!r}")
+
+    def lambda_(self, node: Lambda) -> Operand:
+        """``any``/``all`` as ``EXISTS``/``NOT EXISTS`` over the collection (the resolver's ``collection``
+        hook gives the collection's resolver and wraps a condition in the correlated subquery)."""
+        scope = getattr(self.resolve, "collection", None)
+        if scope is None:
+            raise self.error("any/all are not available here", node)
+        try:
+            inner, exists = scope(node.collection)
+        except QueryError as exc:
+            raise QueryError(f"{exc.message} at position {node.position} in $filter", node.position) from None
+        if node.body is None:
+            return Operand(exists(None), "boolean")
+        outer, variable = self.resolve, node.variable
+
+        def resolve(segments: tuple[str, ...]) -> Operand:
+            if segments[0] == variable:
+                if len(segments) == 1:
+                    raise QueryError(f"use a property of {variable}, e.g. {variable}/id")
+                return inner(segments[1:])
+            return outer(segments)
+
+        def collection(segments: tuple[str, ...]) -> Any:
+            if segments[0] == variable:
+                return inner.collection(segments[1:])  # type: ignore[attr-defined]
+            return outer.collection(segments)  # type: ignore[attr-defined]
+
+        resolve.collection = collection  # type: ignore[attr-defined]
+        compiler = _Compiler(resolve, self.dialect)
+        condition = compiler.condition(node.body)
+        if node.op == "any":
+            return Operand(exists(condition), "boolean")
+        return Operand(~exists(~func.coalesce(condition, false())), "boolean")
 
     def literal(self, node: Literal) -> Operand:
         value, kind = node.value, node.type

@@ -12,14 +12,18 @@ applied per parent: ``LATERAL`` on PostgreSQL, a correlated ``IN (... LIMIT n)``
 window function for link tables on SQLite), one ``COUNT`` for ``$count``. Rows are read as plain
 result rows with only the columns ``$select`` needs, not as ORM objects. A Datastream page
 expanded with ``Observations($top=1;$orderby=phenomenonTime desc)`` reads the last-value table
-``sta_latest``. In the default order ``@iot.nextLink`` continues with a ``$skiptoken`` (keyset).
+``sta_latest``; when that is the only expansion of the Datastreams, the database builds their JSON
+text (sta/latest_expand.py). In the default order ``@iot.nextLink`` continues with a ``$skiptoken``
+(keyset). ``$count`` of a whole, unfiltered big entity set is the planner's estimate, declared with
+``@iot.countEstimated`` (sensors/counting.py). A ``source`` (an alias of the Observation model over
+hot and archived rows, sensors/archive.py) can stand in for the table.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Callable
 from urllib.parse import quote
@@ -32,7 +36,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..models import (
     ENTITIES, EntityType, Latest, MultiDatastreamObservedProperty, Navigation, Observation,
 )
+from .. import counting
+from ..archive import ArchiveSegment
 from . import StaError, odata
+from .latest_expand import RawJSON, latest_json, latest_json_text
 from .serialize import entity_json, format_time, property_value
 
 DEFAULT_TOP = 100
@@ -41,6 +48,8 @@ KNOWN = {"$select", "$expand", "$filter", "$orderby", "$top", "$skip", "$count",
 NOT_SUPPORTED = {"$search", "$apply", "$compute", "$levels", "$format", "$deltatoken", "$index",
                  "$schemaversion", "$id"}
 DATA_ARRAY_DEFAULT = ["id", "phenomenonTime", "resultTime", "result"]
+#: the annotation beside ``@iot.count`` saying the count is the database's estimate, not exact
+COUNT_ESTIMATED = "@iot.countEstimated"
 
 # property types for $filter/$orderby (odata.Operand.type)
 _TYPES = {
@@ -293,6 +302,28 @@ def resolver(etype: EntityType, model: Any) -> Callable[[tuple[str, ...]], odata
     def resolve(path: tuple[str, ...]) -> odata.Operand:
         return _resolve(etype, model, path, path)
 
+    def collection(path: tuple[str, ...]) -> tuple[Callable[[tuple[str, ...]], odata.Operand], Any]:
+        """For ``any``/``all``: the resolver of a to-many navigation's entities (an alias correlated
+        to ``model``) and a function wrapping a condition on them in ``EXISTS``."""
+        nav = etype.navigation.get(path[0]) if len(path) == 1 else None
+        if nav is None or not nav.to_many:
+            raise odata.QueryError(f"any/all need a collection of {etype.singular}: one of "
+                                   f"{', '.join(n for n, v in etype.navigation.items() if v.to_many)}")
+        target = ENTITIES[nav.target]
+        alias = aliased(target.model)
+        if nav.remote is not None:
+            base = select(alias.id).where(getattr(alias, nav.remote) == model.id)  # type: ignore[attr-defined]
+        else:
+            link = aliased(nav.link)  # type: ignore[arg-type]
+            base = (select(alias.id).join(link, getattr(link, nav.link_other) == alias.id)  # type: ignore[attr-defined]
+                    .where(getattr(link, nav.link_self) == model.id))  # type: ignore[attr-defined]
+
+        def exists(condition: Any) -> Any:
+            return (base if condition is None else base.where(condition)).exists()
+
+        return resolver(target, alias), exists
+
+    resolve.collection = collection  # type: ignore[attr-defined]
     return resolve
 
 
@@ -373,6 +404,7 @@ class Page:
     count: int | None
     keyset: bool = False   # in the default order: the next page continues after the last item
     by_time: bool = False  # ... ordered by (phenomenon time, id) rather than by id
+    count_estimated: bool = False  # ``count`` is the planner's estimate (a big, unfiltered entity set)
 
     def next_link(self, url: str, pairs: list[tuple[str, str]], options: Options) -> str | None:
         """``@iot.nextLink``: a $skiptoken after the last item in the default order, else the next $skip."""
@@ -422,12 +454,15 @@ def _columns(etype: EntityType, model: Any, options: Options, extra: tuple[str, 
 
 
 def fetch_page(session: Session, etype: EntityType, condition: ColumnElement[bool] | None, options: Options,
-               parent: str | None = None) -> Page:
+               parent: str | None = None, source: Any = None) -> Page:
     """The entities of a collection on this page, whether there are more, and ``$count`` if asked.
 
     ``parent`` is the entity set the collection hangs from (``"Datastreams"`` for
-    ``Datastreams(1)/Observations``), which sets the default order."""
-    model = etype.model
+    ``Datastreams(1)/Observations``), which sets the default order. ``source`` replaces the entity's
+    table (an alias of its model, e.g. hot and archived Observations together; ``condition`` is then
+    written on it). ``$count`` of a whole, unfiltered entity set is :func:`counting.count_entities`:
+    exact below its threshold, otherwise the planner's estimate (``Page.count_estimated``)."""
+    model = etype.model if source is None else source
     dialect = _dialect(session)
     by_time = etype.name == "Observations" and parent in ("Datastreams", "MultiDatastreams")
     keyset = not options.orderby
@@ -436,7 +471,11 @@ def fetch_page(session: Session, etype: EntityType, condition: ColumnElement[boo
         base = base.where(condition)
     base = _where(base, etype, model, options, dialect)
     count = None
-    if options.count:
+    estimated = False
+    if options.count and condition is None and options.filter is None and source is None:
+        counted = counting.count_entities(session, etype, counting.ESTIMATE_THRESHOLD)
+        count, estimated = counted.value, counted.estimated
+    elif options.count:
         count = session.execute(select(func.count()).select_from(
             base.with_only_columns(model.id).order_by(None).subquery())).scalar_one()  # type: ignore[attr-defined]
     if options.skiptoken is not None:
@@ -456,7 +495,7 @@ def fetch_page(session: Session, etype: EntityType, condition: ColumnElement[boo
     stmt = base.order_by(*_order(etype, model, options, by_time=by_time)).offset(options.skip).limit(limit + 1)
     items = list(session.execute(stmt).all())
     more = limit > 0 and len(items) > limit
-    return Page(items[:limit], more, count, keyset, by_time)
+    return Page(items[:limit], more, count, keyset, by_time, estimated)
 
 
 def next_link(url: str, pairs: list[tuple[str, str]], top: int, skip: int) -> str:
@@ -465,34 +504,53 @@ def next_link(url: str, pairs: list[tuple[str, str]], top: int, skip: int) -> st
     return url + "?" + "&".join(f"{quote(k, safe='$')}={quote(v, safe='')}" for k, v in kept)
 
 
-def read_collection(session: Session, etype: EntityType, condition: ColumnElement[bool] | None, options: Options,
-                    base_url: str, url: str, pairs: list[tuple[str, str]], parent: str | None = None
-                    ) -> dict[str, Any]:
-    """A collection as ``{"@iot.count"?, "@iot.nextLink"?, "value": [...]}``.
+def dump_collection(body: dict[str, Any]) -> str:
+    """A :func:`read_collection` answer as JSON text (its ``value`` may be database-built :class:`RawJSON`)."""
+    value = body.get("value")
+    if not isinstance(value, RawJSON):
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    head = json.dumps({k: v for k, v in body.items() if k != "value"}, ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"))
+    return head[:-1] + ("," if len(head) > 2 else "") + '"value":' + value + "}"
 
-    ``url`` is the collection's own address (for ``@iot.nextLink``), ``pairs`` the request's query.
+
+def read_collection(session: Session, etype: EntityType, condition: ColumnElement[bool] | None, options: Options,
+                    base_url: str, url: str, pairs: list[tuple[str, str]], parent: str | None = None,
+                    source: Any = None) -> dict[str, Any]:
+    """A collection as ``{"@iot.count"?, "@iot.countEstimated"?, "@iot.nextLink"?, "value": [...]}``.
+
+    ``url`` is the collection's own address (for ``@iot.nextLink``), ``pairs`` the request's query,
+    ``source`` as for :func:`fetch_page`.
     """
-    page = fetch_page(session, etype, condition, options, parent)
+    fetch = options if _latest_only(etype, options) is None else replace(options, select=["id"])
+    page = fetch_page(session, etype, condition, fetch, parent, source)
     out: dict[str, Any] = {}
     if page.count is not None:
         out["@iot.count"] = page.count
+        if page.count_estimated:
+            out[COUNT_ESTIMATED] = True
     link = page.next_link(url, pairs, options)
     if link:
         out["@iot.nextLink"] = link
+    latest = _latest_only(etype, options)
     if options.result_format == "dataArray":
         out["value"] = data_array(page.items, options, base_url)
+    elif latest is not None:  # JSON text from the database, written into the response as it is
+        out["value"] = latest_json_text(session, [item.id for item in page.items], options.select,
+                                        latest.options.select, base_url, _more_query(latest.options))
     else:
         out["value"] = serialize_many(session, etype, page.items, options, base_url)
     return out
 
 
-def read_entity(session: Session, etype: EntityType, entity_id: int, options: Options, base_url: str) -> dict[str, Any]:
-    """One entity with its ``$select`` and ``$expand``."""
+def read_entity(session: Session, etype: EntityType, entity_id: int, options: Options, base_url: str,
+                source: Any = None) -> dict[str, Any]:
+    """One entity with its ``$select`` and ``$expand`` (``source`` as for :func:`fetch_page`)."""
     if (options.filter is not None or options.orderby or options.top is not None or options.skip or options.count
             or options.skiptoken is not None):
         raise StaError(400, "$filter, $orderby, $top, $skip, $skiptoken and $count apply to collections, "
                             "not to one entity.")
-    model = etype.model
+    model = etype.model if source is None else source
     obj = session.execute(select(*_columns(etype, model, options)).where(model.id == entity_id)).first()  # type: ignore[attr-defined]
     if obj is None:
         raise StaError(404, f"No {etype.singular} with id {entity_id}.")
@@ -523,6 +581,10 @@ def data_array(items: list[Any], options: Options, base_url: str) -> list[dict[s
 def serialize_many(session: Session, etype: EntityType, objs: list[Any], options: Options,
                    base_url: str) -> list[dict[str, Any]]:
     """Entities with their expansions, one query per expanded navigation property (never per entity)."""
+    latest = _latest_only(etype, options)
+    if latest is not None:  # "latest of every Datastream": JSON built by the database from sta_latest
+        return latest_json(session, [obj.id for obj in objs], options.select, latest.options.select, base_url,
+                           _more_query(latest.options))
     skip = frozenset(e.nav for e in options.expand)
     out = [entity_json(etype, obj, base_url, options.select, skip) for obj in objs]
     if not objs:
@@ -530,7 +592,8 @@ def serialize_many(session: Session, etype: EntityType, objs: list[Any], options
     for item in options.expand:
         nav = etype.navigation[item.nav]
         target = ENTITIES[nav.target]
-        related, more, counts = _fetch_related(session, etype, nav, objs, item.options)
+        fetch = item.options if _latest_only(target, item.options) is None else replace(item.options, select=["id"])
+        related, more, counts = _fetch_related(session, etype, nav, objs, fetch)
         unique = {child.id: child for children in related.values() for child in children}
         children_json = dict(zip(unique, serialize_many(session, target, list(unique.values()), item.options,
                                                         base_url)))
@@ -570,6 +633,21 @@ def _is_latest(etype: EntityType, nav_name: str, options: Options) -> bool:
             and [("/".join(p), d) for p, d in options.orderby] == [("phenomenonTime", "desc")])
 
 
+def _more_query(options: Options) -> str:
+    """The query part of a nested collection's ``@iot.nextLink`` (after its address)."""
+    return next_link("", _nested_pairs(options), options.limit, options.skip + options.limit)
+
+
+def _latest_only(etype: EntityType, options: Options) -> Expand | None:
+    """The $expand item when Datastreams are expanded with exactly the latest Observation and nothing else."""
+    if etype.name != "Datastreams" or len(options.expand) != 1:
+        return None
+    item = options.expand[0]
+    if _is_latest(etype, item.nav, item.options) and not item.options.expand:
+        return item
+    return None
+
+
 def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: list[Any], options: Options
                    ) -> tuple[dict[int, list[Any]], set[int], dict[int, int] | None]:
     """The related entities of every parent in one query: ({parent id: [children]}, parents with more,
@@ -607,6 +685,13 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
         stmt = stmt.where(_in(Latest.datastream_id, parent_ids, dialect))
         for row in session.execute(stmt):
             related[row.parent_id].append(row)
+        other = aliased(Observation)
+        more.update(session.execute(select(Latest.datastream_id).where(
+            _in(Latest.datastream_id, parent_ids, dialect),
+            select(other.id).where(other.datastream_id == Latest.datastream_id,
+                                   other.id != Latest.observation_id).exists()
+            | select(ArchiveSegment.id).where(ArchiveSegment.datastream_id == Latest.datastream_id).exists()
+        )).scalars())
         return related, more, None
 
     if nav.remote is not None:
