@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..core.commands import PlatformGroup
+from ..core.errors import PlatformError
 from ..core.commands import main_module as _main
 
 
@@ -118,8 +119,20 @@ def load_london_command(data_dir: Path, kinds: tuple[str, ...]) -> None:
 @click.option("--name-field", required=True, help="The field holding each place's name.")
 @click.option("--source", required=True, help="The organisation that asserts these places.")
 @click.option("--id", "ids", multiple=True, metavar="SCHEME=FIELD", help="An identifier scheme and its field.")
-def import_command(path: Path, kind: str, key_field: str, name_field: str, source: str, ids: tuple[str, ...]) -> None:
-    """Import places from a shapefile (.shp with .prj), GeoPackage, GeoJSON or CSV (lon/lat or easting/northing)."""
+@click.option("--alt-name-field", "alt_fields", multiple=True, help="A field holding an alternative name.")
+@click.option("--property", "prop_fields", multiple=True, help="A field to keep as a property of each place.")
+@click.option("--full", is_flag=True, help="The file is the whole source: retire places of this kind first "
+              "imported from this source that it no longer holds.")
+@click.option("--official", is_flag=True, help="An official boundary file: keep places beyond Greater London and "
+              "rebuild touching polygon rings.")
+def import_command(path: Path, kind: str, key_field: str, name_field: str, source: str, ids: tuple[str, ...],
+                   alt_fields: tuple[str, ...] = (), prop_fields: tuple[str, ...] = (), full: bool = False,
+                   official: bool = False) -> None:
+    """Import (or re-import) places from a shapefile (.shp with .prj), GeoPackage, GeoJSON or CSV
+    (lon/lat or easting/northing): new places are added, changed ones updated, unchanged ones left alone.
+
+    Wards, for example: smartlondon places import wards.shp --kind ward --key-field WD22CD
+    --name-field WD22NM --id gss=WD22CD --source ONS --official, then `smartlondon places relink`."""
     from . import importer
 
     cli = _main()
@@ -133,10 +146,17 @@ def import_command(path: Path, kind: str, key_field: str, name_field: str, sourc
     with cli.progress_bar() as bar:
         task = bar.add_task(f"Importing {path.name}", total=None)
         with env.db.session() as session:
-            result = importer.import_file(session, path, kind=kind, key_field=key_field, name_field=name_field,
-                                          source=source, identifiers=schemes, actor="command line",
-                                          progress=lambda n: bar.update(task, completed=n))
-    cli.console.print(f"{result.created} added, {result.unchanged} already present, {len(result.refused)} refused")
+            try:
+                result = importer.import_file(session, path, kind=kind, key_field=key_field, name_field=name_field,
+                                              source=source, identifiers=schemes, actor="command line",
+                                              progress=lambda n: bar.update(task, completed=n),
+                                              alt_name_fields=alt_fields, property_fields=prop_fields,
+                                              official=official, full=full)
+            except PlatformError as exc:
+                session.rollback()
+                cli.fail(exc.message)
+    cli.console.print(f"{result.created} added, {result.updated} updated, {result.unchanged} unchanged, "
+                      f"{result.retired} retired, {len(result.refused)} refused")
     for key, reason in result.refused[:20]:
         cli.console.print(f"  refused {key}: {reason}")
 

@@ -131,13 +131,18 @@ def import_file(session: Session, path: Path, *, kind: str, key_field: str, name
                 identifiers: dict[str, str] | None = None, keep: Callable[[dict[str, Any]], bool] | None = None,
                 alt_name_fields: tuple[str, ...] = (), property_fields: tuple[str, ...] = (),
                 actor: str = "importer", progress: Callable[[int], None] | None = None,
-                official: bool = False) -> service.BulkResult:
+                official: bool = False, full: bool = False) -> service.BulkResult:
     """Load every feature of a file as a place of ``kind`` (identifiers: scheme -> field).
 
+    Places already in the register (by uid) are updated where the file differs (name, alternative
+    names, identifiers, geometry, properties; each change a version with the source as provenance)
+    and left untouched where it does not. ``full`` says the file is the whole source: active places
+    of ``kind`` first imported from ``source`` that the file no longer holds are retired.
     ``official`` files (the ONS/TfL/LAQN sources) may hold places beyond Greater London and a few
     touching polygon rings, which are rebuilt; other files must be valid and inside London.
     """
     result_refused: list[tuple[str, str]] = []
+    seen: set[str] = set()
 
     def items() -> Iterator[service.NewPlace]:
         for n, (props, geom, crs) in enumerate(read_features(path), start=1):
@@ -153,6 +158,7 @@ def import_file(session: Session, path: Path, *, kind: str, key_field: str, name
                 fp = spatial.footprint(geom, crs, check_london=not official, repair=official)
             except PlatformError as exc:
                 result_refused.append((key, exc.message))
+                seen.add(service.make_uid(kind, key))  # still in the source: not to be retired
                 continue
             ids = {scheme: [str(props[f]).strip()] for scheme, f in (identifiers or {}).items()
                    if str(props.get(f) or "").strip()}
@@ -161,8 +167,10 @@ def import_file(session: Session, path: Path, *, kind: str, key_field: str, name
                                    identifiers=ids, alt_names=alts,
                                    properties={f: props.get(f) for f in property_fields if f in props})
 
-    result = service.bulk_create(session, items(), source=source, actor=actor)
+    result = service.bulk_upsert(session, items(), source=source, actor=actor, seen=seen)
     result.refused = result_refused + result.refused
+    if full:
+        result.retired = service.retire_missing(session, kind=kind, source=source, present=seen, actor=actor)
     return result
 
 

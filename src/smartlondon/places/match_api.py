@@ -174,12 +174,14 @@ def _json_error(exc: PlatformError) -> JSONResponse:
 
 @router.get("/places/reconcile", summary="Reconciliation service: manifest, or queries")
 def reconcile_get(request: Request, ctx: Context = CtxDep, queries: str | None = None,
-                  callback: str | None = None) -> Response:
-    """The service manifest; with ``queries``, the candidates for each query."""
+                  callback: str | None = None, extend: str | None = None) -> Response:
+    """The service manifest; with ``queries``, the candidates for each query; with ``extend``, property values."""
     try:
         index = index_of(ctx)
-        if queries is None:
-            payload: Any = reconcile.manifest(ctx.base_url, index, f"{ctx.settings.site_name}: London places")
+        if extend is not None:
+            payload: Any = reconcile.extend(reconcile.parse_extend(extend), index)
+        elif queries is None:
+            payload = reconcile.manifest(ctx.base_url, index, f"{ctx.settings.site_name}: London places")
         else:
             payload = reconcile.run_queries(reconcile.parse_queries(queries), index)
         return _reconcile_response(request, payload, callback)
@@ -195,17 +197,34 @@ async def reconcile_post(request: Request, ctx: Context = CtxDep) -> Response:
         if content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
             form = await request.form()
             raw: Any = form.get("queries")
-            if raw is None:
-                raise BadRequest("Send the queries in a form field called 'queries'.", {"queries": "Missing."})
+            raw_extend: Any = form.get("extend")
+            if raw is None and raw_extend is None:
+                raise BadRequest("Send the queries in a form field called 'queries' (or a data extension request "
+                                 "in 'extend').", {"queries": "Missing."})
         else:
             body = await json_body(request)
+            raw_extend = body.get("extend")
             raw = body.get("queries", body)
+        if raw_extend is not None:
+            wanted = reconcile.parse_extend(raw_extend)
+            return _reconcile_response(request, await run_in_threadpool(
+                lambda: reconcile.extend(wanted, index_of(ctx))), None)
         queries = reconcile.parse_queries(raw)
 
         def run() -> dict[str, Any]:
             return reconcile.run_queries(queries, index_of(ctx))
 
         return _reconcile_response(request, await run_in_threadpool(run), None)
+    except PlatformError as exc:
+        return _json_error(exc)
+
+
+@router.get("/places/reconcile/properties", summary="Reconciliation service: properties to extend data with")
+def reconcile_properties(request: Request, ctx: Context = CtxDep, type: str | None = None, limit: int | None = None,
+                         callback: str | None = None) -> Response:
+    """The properties (codes, containing areas, kind, coordinates) OpenRefine can add as columns."""
+    try:
+        return _reconcile_response(request, reconcile.propose_properties(index_of(ctx), type, limit), callback)
     except PlatformError as exc:
         return _json_error(exc)
 

@@ -18,6 +18,7 @@ changes (see ``docs/places-matching.md``).
 
 from __future__ import annotations
 
+import heapq
 import math
 import re
 import threading
@@ -161,55 +162,128 @@ class _Entry:
 
 
 class MatchIndex:
-    """An in-memory index of places by name, name tokens and identifiers."""
+    """An in-memory index of places by name, name tokens and identifiers; places can be added and
+    removed one at a time (``add``, ``remove``) without rebuilding it."""
 
     def __init__(self, records: Iterable[MatchRecord]) -> None:
+        import bisect
+
         started = time.perf_counter()
-        self.entries: list[_Entry] = []
+        self._bisect = bisect
+        self.entries: list[_Entry | None] = []  # None: removed (its postings are skipped, then compacted away)
         self.by_uid: dict[str, int] = {}
         self.by_form: dict[str, list[int]] = defaultdict(list)
         self.by_token: dict[str, list[int]] = defaultdict(list)
         self.by_identifier: dict[str, list[int]] = defaultdict(list)
         self.kinds: dict[str, int] = defaultdict(int)
+        self.removed = 0
+        self._sets: dict[str, set[int]] = {}
+        self.vocabulary: list[str] = []
+        self.sorted_forms: list[str] = []
         for record in records:
-            i = len(self.entries)
-            entry = _Entry(record)
-            names = [(record.name, True)] + [(alt, False) for alt in record.alt_names if alt]
-            seen_tokens: set[str] = set()
-            for original, preferred in names:
-                for form, derived in name_forms(original):
-                    entry.forms.append((form, original, derived + (0 if preferred else 3)))
-                    if i not in self.by_form[form]:
-                        self.by_form[form].append(i)
-                    seen_tokens.update(form.split())
-            for tok in seen_tokens:
-                self.by_token[tok].append(i)
-            self.by_identifier[identifier_key(record.uid)].append(i)
-            for scheme, values in record.identifiers.items():
-                for value in values:
-                    for key in {identifier_key(value), identifier_key(f"{scheme}:{value}")}:
-                        if i not in self.by_identifier[key]:
-                            self.by_identifier[key].append(i)
-            self.by_uid[record.uid] = i
-            self.kinds[record.kind] += 1
-            self.entries.append(entry)
-        self.vocabulary: list[str] = sorted(self.by_token)
-        self.sorted_forms: list[str] = sorted(self.by_form)
+            self._insert(record)
+        self._sort()
         self.build_seconds = time.perf_counter() - started
 
+    def _sort(self) -> None:
+        self.vocabulary = sorted(self.by_token)
+        self.sorted_forms = sorted(self.by_form)
+
+    def _insert(self, record: MatchRecord) -> tuple[set[str], set[str]]:
+        """Index one record; returns the tokens and forms it brought that the index did not know."""
+        i = len(self.entries)
+        entry = _Entry(record)
+        names = [(record.name, True)] + [(alt, False) for alt in record.alt_names if alt]
+        seen_tokens: set[str] = set()
+        new_forms: set[str] = set()
+        for original, preferred in names:
+            for form, derived in name_forms(original):
+                entry.forms.append((form, original, derived + (0 if preferred else 3)))
+                postings = self.by_form.get(form)
+                if postings is None:
+                    postings = self.by_form[form] = []
+                    new_forms.add(form)
+                if not postings or postings[-1] != i:
+                    postings.append(i)
+                seen_tokens.update(form.split())
+        new_tokens = {tok for tok in seen_tokens if tok not in self.by_token}
+        for tok in seen_tokens:
+            self.by_token[tok].append(i)
+            held = self._sets.get(tok)
+            if held is not None:
+                held.add(i)
+        for key in self._identifier_keys(record):
+            self.by_identifier[key].append(i)
+        self.by_uid[record.uid] = i
+        self.kinds[record.kind] += 1
+        self.entries.append(entry)
+        return new_tokens, new_forms
+
+    @staticmethod
+    def _identifier_keys(record: MatchRecord) -> list[str]:
+        keys = [identifier_key(record.uid)]
+        for scheme, values in record.identifiers.items():
+            for value in values:
+                for key in (identifier_key(value), identifier_key(f"{scheme}:{value}")):
+                    if key not in keys:
+                        keys.append(key)
+        return keys
+
+    def add(self, record: MatchRecord) -> None:
+        """Index a new or changed place (a place already indexed under the same uid is replaced)."""
+        self.remove(record.uid)
+        new_tokens, new_forms = self._insert(record)
+        for tok in new_tokens:
+            self._bisect.insort(self.vocabulary, tok)
+        for form in new_forms:
+            self._bisect.insort(self.sorted_forms, form)
+
+    def remove(self, uid: str) -> bool:
+        """Take a place out of the index (retired, or about to be replaced); whether it was there."""
+        i = self.by_uid.pop(uid, None)
+        if i is None:
+            return False
+        entry = self.entries[i]
+        assert entry is not None
+        for key in self._identifier_keys(entry.record):
+            postings = self.by_identifier.get(key)
+            if postings and i in postings:
+                postings.remove(i)
+                if not postings:
+                    del self.by_identifier[key]
+        self.kinds[entry.record.kind] -= 1
+        if self.kinds[entry.record.kind] <= 0:
+            del self.kinds[entry.record.kind]
+        self.entries[i] = None  # token and form postings still hold i: they are skipped when read
+        self.removed += 1
+        return True
+
+    def apply(self, removed: Iterable[str], records: Iterable[MatchRecord]) -> None:
+        """Remove the places ``removed`` (uids), then add (or replace) ``records``."""
+        for uid in removed:
+            self.remove(uid)
+        for record in records:
+            self.add(record)
+        if self.removed > max(1000, len(self.entries) // 5):  # compact: drop the removed entries' postings
+            self.__init__([e.record for e in self.entries if e is not None])  # type: ignore[misc]
+
+    def _live(self, ids: Iterable[int]) -> list[int]:
+        return [i for i in ids if self.entries[i] is not None]
+
     def __len__(self) -> int:
-        return len(self.entries)
+        return len(self.entries) - self.removed
 
     def record(self, uid: str) -> MatchRecord | None:
         """The place with this uid, if indexed."""
         i = self.by_uid.get(uid)
-        return self.entries[i].record if i is not None else None
+        entry = self.entries[i] if i is not None else None
+        return entry.record if entry is not None else None
 
     # --- identifiers ---------------------------------------------------------------------------
 
     def lookup_identifier(self, value: str) -> list[MatchRecord]:
         """Places that carry ``value`` as an identifier (uid, GSS code, NLC, LAQN code ...)."""
-        return [self.entries[i].record for i in self.by_identifier.get(identifier_key(value), [])]
+        return [self.entries[i].record for i in self._live(self.by_identifier.get(identifier_key(value), []))]  # type: ignore[union-attr]
 
     def resolve_area(self, area: str) -> MatchRecord:
         """The area meant by a uid, a code or an exact name; 400 if there is none or several."""
@@ -217,8 +291,8 @@ class MatchIndex:
         found = self.lookup_identifier(area)
         if not found:
             form = normalise(area)
-            found = [self.entries[i].record for i in self.by_form.get(form, [])
-                     if self.entries[i].record.kind in AREA_KINDS]
+            found = [self.entries[i].record for i in self._live(self.by_form.get(form, []))  # type: ignore[union-attr]
+                     if self.entries[i].record.kind in AREA_KINDS]  # type: ignore[union-attr]
         if not found:
             raise BadRequest(f"No area is called or coded '{area}'. Give a borough, ward, MSOA or LSOA name, "
                              "its GSS code (like E09000007) or its ldn: identifier.", {"area": "Not found."})
@@ -250,17 +324,17 @@ class MatchIndex:
             return area_uid is None or area_uid in record.areas.values()
 
         scored: dict[int, Candidate] = {}
-        for i in self.by_identifier.get(identifier_key(query), []):
-            rec = self.entries[i].record
+        for i in self._live(self.by_identifier.get(identifier_key(query), [])):
+            rec = self.entries[i].record  # type: ignore[union-attr]
             if allowed(rec):
                 scored[i] = Candidate(rec, 100.0, "identifier", query)
 
         q_words = tokens(STATION_CODES.get(query.lower(), query))
         q_forms = {" ".join(q_words), " ".join(core_name(q_words))} - {""}
         for i in self._candidate_ids(q_words, q_forms):
-            if i in scored:
-                continue
             entry = self.entries[i]
+            if i in scored or entry is None:
+                continue
             if not allowed(entry.record):
                 continue
             best = self._score(entry, q_forms)
@@ -280,8 +354,8 @@ class MatchIndex:
         for form in q_forms:
             ids.update(self.by_form.get(form, ()))
             ids.update(self._prefixed(form))
-        weights: dict[int, float] = defaultdict(float)
         total = len(self.entries) or 1
+        found: list[tuple[int, str, float]] = []  # (postings, word, similarity)
         for word in set(q_words):
             variants = [(word, 1.0)] if word in self.by_token else []
             if len(word) >= 4 and not any(ch.isdigit() for ch in word):
@@ -291,14 +365,34 @@ class MatchIndex:
                                                             score_cutoff=cutoff, limit=most):
                     if other != word:
                         variants.append((other, similarity / 100))
-            for other, weight in variants:
-                postings = self.by_token[other]
-                idf = math.log(1 + total / len(postings))
-                for i in postings[:CANDIDATE_POSTINGS_CAP]:
-                    weights[i] = max(weights[i], 0) + weight * idf
-        best = sorted(weights.items(), key=lambda kv: -kv[1])[:MAX_CANDIDATES]
+            found.extend((len(self.by_token[other]), other, weight) for other, weight in variants)
+        # rarest words first: their places are the candidates; a common word ("road", "lane") only adds
+        # its weight to candidates already found (a set lookup each), instead of walking its postings
+        weights: dict[int, float] = {}
+        scanned = 0
+        for n, other, weight in sorted(found):
+            gain = weight * math.log(1 + total / n)
+            if not weights or scanned + n <= SCAN_BUDGET:
+                for i in self.by_token[other][:CANDIDATE_POSTINGS_CAP]:
+                    weights[i] = weights.get(i, 0.0) + gain
+                scanned += min(n, CANDIDATE_POSTINGS_CAP)
+            else:
+                members = self._posting_set(other)
+                for i in weights:
+                    if i in members:
+                        weights[i] += gain
+        best = heapq.nlargest(MAX_CANDIDATES, weights.items(), key=lambda kv: kv[1])
         ids.update(i for i, _ in best)
         return ids
+
+    def _posting_set(self, token: str) -> set[int]:
+        """The places with ``token``, as a set (kept for common words, updated as places are added)."""
+        held = self._sets.get(token)
+        if held is None:
+            if len(self._sets) >= 5000:
+                self._sets.clear()
+            held = self._sets[token] = set(self.by_token.get(token, ()))
+        return held
 
     def _prefixed(self, form: str, cap: int = 50) -> list[int]:
         """Places with a name form starting with ``form`` (at a word boundary), at most ``cap``."""
@@ -343,6 +437,7 @@ AREA_KINDS = ("borough", "ward", "msoa", "lsoa")
 MIN_SCORE = 50.0
 MAX_CANDIDATES = 150
 CANDIDATE_POSTINGS_CAP = 20000
+SCAN_BUDGET = 5000  # postings walked per query beyond the rarest word; commoner words are set lookups
 
 
 EXACT_SCORES = (100.0, 99.0, 96.0, 98.0, 97.0, 95.0)  # by distance: preferred name, its core, its part; alt ...
@@ -380,19 +475,27 @@ def _km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 class IndexCache:
-    """One index per database, rebuilt when the register's version stamp changes."""
+    """One index per database, brought up to date when the register's version stamp changes: in place
+    with only the changed places when it can be (``update``), otherwise rebuilt."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._indexes: dict[str, tuple[Any, MatchIndex]] = {}
+        self.rebuilds = 0  # full builds so far (incremental updates do not count)
 
-    def get(self, key: str, stamp: Any, load: Callable[[], Iterable[MatchRecord]]) -> MatchIndex:
-        """The index for ``key``, rebuilt from ``load()`` if ``stamp`` differs from the last build's."""
+    def get(self, key: str, stamp: Any, load: Callable[[], Iterable[MatchRecord]],
+            update: Callable[[Any, MatchIndex], bool] | None = None) -> MatchIndex:
+        """The index for ``key``; if ``stamp`` differs from the last one, ``update(old_stamp, index)``
+        patches it in place (returning True), else it is rebuilt from ``load()``."""
         with self._lock:
             held = self._indexes.get(key)
             if held is not None and held[0] == stamp:
                 return held[1]
+            if held is not None and update is not None and update(held[0], held[1]):
+                self._indexes[key] = (stamp, held[1])
+                return held[1]
             index = MatchIndex(load())
+            self.rebuilds += 1
             self._indexes[key] = (stamp, index)
             return index
 
@@ -403,31 +506,72 @@ class IndexCache:
 
 
 CACHE = IndexCache()
+MAX_INCREMENTAL = 50_000  # more changed places than this since the last look: rebuild instead
 
 
 # --- the register's index -----------------------------------------------------------------------
 
 def register_stamp(session: Any) -> tuple[Any, ...]:
     """What changes whenever a place, a name or an identifier is added or a place is changed: the
-    newest row ids and change time (maxima of indexed columns, so cheap on a register of millions)."""
+    newest row ids and change time (maxima of indexed columns, so cheap on a register of millions),
+    and the uid of the newest place (so a database emptied and refilled is noticed)."""
     from sqlalchemy import func, select
 
     from .models import Place, PlaceIdentifier, PlaceName, PlaceVersion
 
+    newest = select(func.max(Place.id)).scalar_subquery()
     row = session.execute(select(
-        select(func.max(Place.id)).scalar_subquery(), select(func.max(Place.updated_at)).scalar_subquery(),
+        newest, select(func.max(Place.updated_at)).scalar_subquery(),
         select(func.max(PlaceName.id)).scalar_subquery(), select(func.max(PlaceIdentifier.id)).scalar_subquery(),
-        select(func.max(PlaceVersion.id)).scalar_subquery())).one()
+        select(func.max(PlaceVersion.id)).scalar_subquery(),
+        select(Place.uid).where(Place.id == newest).scalar_subquery())).one()
     return tuple(row)
 
 
+def changed_place_ids(session: Any, old: tuple[Any, ...]) -> set[int] | None:
+    """Ids of the places added or changed since the stamp ``old`` was read; None if that cannot be told
+    (the register was emptied and refilled, or too much changed) and the index must be rebuilt."""
+    from sqlalchemy import func, or_, select
+
+    from .models import Place, PlaceIdentifier, PlaceName, PlaceVersion
+
+    if len(old) != 6 or old[0] is None or old[1] is None:
+        return None
+    max_id, updated, name_id, ident_id, version_id, uid = old
+    name_id, ident_id, version_id = name_id or 0, ident_id or 0, version_id or 0
+    if session.scalar(select(Place.uid).where(Place.id == max_id)) != uid:
+        return None
+    found = select(Place.id).where(or_(Place.id > max_id, Place.updated_at >= updated))
+    names = select(PlaceName.place_id).where(PlaceName.id > name_id)
+    idents = select(PlaceIdentifier.place_id).where(PlaceIdentifier.id > ident_id)
+    versions = select(PlaceVersion.place_id).where(PlaceVersion.id > version_id)
+    union = found.union(names, idents, versions).subquery()
+    if session.scalar(select(func.count()).select_from(union)) > MAX_INCREMENTAL:
+        return None
+    return set(session.scalars(select(union.c[0])))
+
+
 def register_index(session: Any, cache: IndexCache | None = None) -> MatchIndex:
-    """The index of the register's active places, rebuilt only when the register has changed."""
+    """The index of the register's active places, updated with the places changed since it was last read."""
+    from sqlalchemy import select
+
     from . import service
+    from .models import Place
 
     cache = cache or CACHE
     key = str(session.get_bind().url)
-    return cache.get(key, register_stamp(session), lambda: list(service.iter_match_records(session)))
+
+    def update(old: tuple[Any, ...], index: MatchIndex) -> bool:
+        ids = changed_place_ids(session, old)
+        if ids is None:
+            return False
+        ordered = sorted(ids)
+        uids = [uid for start in range(0, len(ordered), 5000)
+                for uid in session.scalars(select(Place.uid).where(Place.id.in_(ordered[start:start + 5000])))]
+        index.apply(uids, service.iter_match_records(session, place_ids=ids))
+        return True
+
+    return cache.get(key, register_stamp(session), lambda: list(service.iter_match_records(session)), update)
 
 
 # --- matching a table ----------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 One collection per kind. Items are GeoJSON Features whose ``id`` is the place's ``ldn:`` uid.
 ``crs`` chooses CRS84 (WGS84 lon/lat) or EPSG:27700 (British National Grid, from the stored
-reprojection); ``bbox-crs`` says which CRS ``bbox`` is in. JSON only (no HTML encoding yet).
+reprojection); ``bbox-crs`` says which CRS ``bbox`` is in. Every resource is also HTML when the client
+asks for it (``f=html``, or a browser's ``Accept: text/html`` without ``f``): the same facts in tables,
+with a map (Leaflet on the borough outlines; an SVG drawing without JavaScript). ``f=json`` forces JSON.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 
 from ..core.errors import BadRequest, NotFound
-from ..core.web import Context, CtxDep
+from ..core.web import Context, CtxDep, html
 from . import service, spatial
 from .routing import JsonErrorRoute
 from .models import Place, PlaceKind
@@ -42,11 +44,40 @@ def _json(data: Any, media: str = "application/json", headers: dict[str, str] | 
     return JSONResponse(data, media_type=media, headers=headers)
 
 
+def wants_html(request: Request) -> bool:
+    """HTML when asked with ``f=html``, or by a browser (Accept text/html) without ``f``; 400 for other ``f``."""
+    f = request.query_params.get("f")
+    if f not in (None, "", "html", "json", "geojson"):
+        raise BadRequest("f must be html, json or geojson.", {"f": "Unknown format."})
+    if f:
+        return f == "html"
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "json" not in accept.split("text/html")[0]
+
+
+def _html_link(request: Request, path: str = "") -> str:
+    """The HTML twin of a resource: its own address with f=html (other parameters kept)."""
+    params = {k: v for k, v in request.query_params.items() if k != "f"}
+    params["f"] = "html"
+    return f"{_base(request)}{path}?{urlencode(params)}"
+
+
+def _page(ctx: Context, template: str, body: dict[str, Any], **extra: Any) -> Response:
+    """The HTML encoding of an OGC resource: the JSON ``body`` and anything else the template needs."""
+    return html(ctx, template, {"body": body, "json_href": _json_href(ctx.request), **extra})
+
+
+def _json_href(request: Request) -> str:
+    params = {k: v for k, v in request.query_params.items() if k != "f"}
+    params["f"] = "json"
+    return f"{request.url.path}?{urlencode(params)}"
+
+
 @router.get("", summary="Landing page")
-def landing(request: Request) -> JSONResponse:
+def landing(request: Request, ctx: Context = CtxDep) -> Response:
     """The OGC API landing page: links to the API definition, conformance and collections."""
     base = _base(request)
-    return _json({"title": "London places register", "description": "Names, identifiers and footprints of "
+    body = {"title": "London places register", "description": "Names, identifiers and footprints of "
                   "London's areas, stations, sites and objects, by kind.", "links": [
                       {"href": base, "rel": "self", "type": "application/json", "title": "This document"},
                       {"href": str(request.base_url).rstrip("/") + "/openapi.json", "rel": "service-desc",
@@ -54,12 +85,20 @@ def landing(request: Request) -> JSONResponse:
                       {"href": base + "/conformance", "rel": "conformance", "type": "application/json",
                        "title": "Conformance classes"},
                       {"href": base + "/collections", "rel": "data", "type": "application/json",
-                       "title": "Collections (one per kind)"}]})
+                       "title": "Collections (one per kind)"},
+                      {"href": _html_link(request), "rel": "alternate", "type": "text/html",
+                       "title": "This document as HTML"}]}
+    if wants_html(request):
+        return _page(ctx, "places/ogc_landing.html", body, conformance=CONFORMANCE)
+    return _json(body)
 
 
 @router.get("/conformance", summary="Conformance classes")
-def conformance() -> JSONResponse:
+def conformance(request: Request, ctx: Context = CtxDep) -> Response:
     """The conformance classes this API implements."""
+    if wants_html(request):
+        return _page(ctx, "places/ogc_landing.html", {"conformsTo": CONFORMANCE}, conformance=CONFORMANCE,
+                     conformance_only=True)
     return _json({"conformsTo": CONFORMANCE})
 
 
@@ -69,7 +108,9 @@ def _collection(request: Request, kind: PlaceKind, extent: tuple[Any, ...] | Non
         "id": kind.code, "title": kind.label, "description": kind.description or f"{kind.label}s in London.",
         "itemType": "feature", "crs": CRS_LIST, "storageCrs": spatial.CRS84,
         "links": [{"href": base, "rel": "self", "type": "application/json"},
-                  {"href": base + "/items", "rel": "items", "type": GEOJSON, "title": "Items as GeoJSON"}]}
+                  {"href": base + "/items", "rel": "items", "type": GEOJSON, "title": "Items as GeoJSON"},
+                  {"href": base + "?f=html", "rel": "alternate", "type": "text/html", "title": "As HTML"},
+                  {"href": base + "/items?f=html", "rel": "items", "type": "text/html", "title": "Items as HTML"}]}
     if extent and extent[0] is not None:
         out["extent"] = {"spatial": {"bbox": [[round(v, 6) for v in extent[:4]]], "crs": spatial.CRS84},
                          "temporal": {"interval": [[extent[4].isoformat() if extent[4] else None, None]],
@@ -85,11 +126,17 @@ def _extents(ctx: Context) -> dict[str, tuple[Any, ...]]:
 
 
 @router.get("/collections", summary="Collections: one per kind of place")
-def collections(request: Request, ctx: Context = CtxDep) -> JSONResponse:
+def collections(request: Request, ctx: Context = CtxDep) -> Response:
     """Every kind of place, as a feature collection."""
     extents = _extents(ctx)
-    return _json({"links": [{"href": _base(request) + "/collections", "rel": "self", "type": "application/json"}],
-                  "collections": [_collection(request, k, extents.get(k.code)) for k in service.kinds(ctx.session)]})
+    body = {"links": [{"href": _base(request) + "/collections", "rel": "self", "type": "application/json"},
+                      {"href": _html_link(request, "/collections"), "rel": "alternate", "type": "text/html",
+                       "title": "As HTML"}],
+            "collections": [_collection(request, k, extents.get(k.code)) for k in service.kinds(ctx.session)]}
+    if wants_html(request):
+        counts = service.counts_by_kind(ctx.session)
+        return _page(ctx, "places/ogc_collections.html", body, counts=counts)
+    return _json(body)
 
 
 def _kind(ctx: Context, kind: str) -> PlaceKind:
@@ -101,10 +148,14 @@ def _kind(ctx: Context, kind: str) -> PlaceKind:
 
 
 @router.get("/collections/{kind}", summary="One collection")
-def collection(kind: str, request: Request, ctx: Context = CtxDep) -> JSONResponse:
+def collection(kind: str, request: Request, ctx: Context = CtxDep) -> Response:
     """A kind of place as a collection, with its extent."""
     found = _kind(ctx, kind)
-    return _json(_collection(request, found, _extents(ctx).get(kind)))
+    body = _collection(request, found, _extents(ctx).get(kind))
+    if wants_html(request):
+        counts = service.counts_by_kind(ctx.session)
+        return _page(ctx, "places/ogc_collections.html", {"collections": [body]}, counts=counts, single=body)
+    return _json(body)
 
 
 def _feature(place: Place, crs: str, base: str) -> dict[str, Any]:
@@ -137,7 +188,7 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
 
 
 @router.get("/collections/{kind}/items", summary="Features of a collection")
-def items(kind: str, request: Request, ctx: Context = CtxDep) -> JSONResponse:
+def items(kind: str, request: Request, ctx: Context = CtxDep) -> Response:
     """Places of a kind as GeoJSON, filtered by ``bbox`` (in ``bbox-crs``) and ``datetime`` (last update), paged."""
     _kind(ctx, kind)
     q = request.query_params
@@ -184,11 +235,18 @@ def items(kind: str, request: Request, ctx: Context = CtxDep) -> JSONResponse:
     body = {"type": "FeatureCollection", "features": [_feature(p, crs, base) for p in places],
             "numberMatched": matched, "numberReturned": len(places),
             "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds"), "links": links}
+    if wants_html(request):
+        pages = {link["rel"]: link["href"] for link in links if link["rel"] in ("next", "prev")}
+        on_map = {k: v for k, v in q.items() if k not in ("f", "crs")}
+        return _page(ctx, "places/ogc_items.html", body, kind=_kind(ctx, kind), crs=crs, limit=limit, offset=offset,
+                     pages=pages, map_href=f"{request.url.path}?{urlencode({**on_map, 'f': 'json'})}")
+    links.append({"href": _html_link(request, f"/collections/{kind}/items"), "rel": "alternate", "type": "text/html",
+                  "title": "As HTML"})
     return _json(body, GEOJSON, {"Content-Crs": f"<{crs}>"})
 
 
 @router.get("/collections/{kind}/items/{uid:path}", summary="One feature")
-def item(kind: str, uid: str, request: Request, ctx: Context = CtxDep) -> JSONResponse:
+def item(kind: str, uid: str, request: Request, ctx: Context = CtxDep) -> Response:
     """One place as a GeoJSON Feature (retired places too: their status says so)."""
     _kind(ctx, kind)
     crs = spatial.normalise_crs(request.query_params.get("crs"), "crs")
@@ -200,4 +258,11 @@ def item(kind: str, uid: str, request: Request, ctx: Context = CtxDep) -> JSONRe
                              "type": "application/json"})
     if place.successors:
         feature["properties"]["successors"] = place.successors
+    if wants_html(request):
+        from .pages import svg_map
+
+        return _page(ctx, "places/ogc_item.html", feature, kind=_kind(ctx, kind), crs=crs,
+                     map=svg_map(place.geometry_bng, place.name), place_href=f"/places/{place.uid}")
+    feature["links"].append({"href": _html_link(request, f"/collections/{kind}/items/{uid}"), "rel": "alternate",
+                             "type": "text/html", "title": "As HTML"})
     return _json(feature, GEOJSON, {"Content-Crs": f"<{crs}>"})

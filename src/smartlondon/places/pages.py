@@ -1,24 +1,35 @@
-"""The register's pages: one place (names, identifiers, areas, history, a map) and, for an area, what lies in it.
+"""The register's pages: one place (names, identifiers, areas, history, a map, its datasets and sensors) and,
+for an area, what lies in it (paged tables with counts).
 
-Every page has a JSON twin (``.json`` suffix or ``Accept: application/json``). The map is a static
-inline SVG drawn on the server from the British National Grid geometry, so it needs no JavaScript
-and no tiles; the same facts are in the tables beside it.
+Every page has a JSON twin (``.json`` suffix or ``Accept: application/json``). The map is a Leaflet
+map on the borough outlines (no remote tiles) drawn by ``/places/assets/places-map.js``; without
+JavaScript a static inline SVG drawn on the server from the British National Grid geometry stands
+in its place, and the same facts are in the tables beside it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
 from markupsafe import Markup, escape
 
-from ..core.errors import NotFound
+from ..core.errors import BadRequest, NotFound
 from ..core.web import Context, CtxDep, render
-from . import service
+from . import links, review_pages, service
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-AREA_LISTS = ("msoa", "lsoa", "station", "aq-site", "school", "park", "cultural-venue", "building")
+router.include_router(review_pages.router)  # /places/review, /places/propose: before /places/{uid}
+AREA_KINDS = ("borough", "ward", "msoa", "lsoa")
+AREA_LISTS = ("ward", "msoa", "lsoa", "station", "aq-site", "school", "park", "cultural-venue", "building",
+              "lamppost")
+PAGE_SIZE = 50
+JSON_CONTENTS = 1000  # the JSON twin lists the first 1,000 places of each kind; "counts" has every total
+ASSETS = Path(__file__).with_name("static")
+ASSET_TYPES = {"places-map.js": "text/javascript", "places.css": "text/css"}
 
 
 def svg_map(geometry: dict[str, Any] | None, label: str, size: int = 320) -> Markup:
@@ -55,18 +66,77 @@ def svg_map(geometry: dict[str, Any] | None, label: str, size: int = 320) -> Mar
                   f'fill-rule="evenodd">{paths}{dots}</g></svg>')
 
 
+def page_number(request: Request, name: str) -> int:
+    """The 1-based page asked for in query parameter ``name`` (400 if it is not a whole number)."""
+    raw = request.query_params.get(name) or "1"
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadRequest(f"{name} must be a whole number from 1.", {name: "Not a page number."})
+    return int(raw)
+
+
+def pager(request: Request, name: str, page: int, total: int, size: int = PAGE_SIZE) -> dict[str, Any] | None:
+    """Previous/next links for one paged table (None when everything fits on one page)."""
+    pages = max(1, -(-total // size))
+    if pages == 1:
+        return None
+
+    def href(number: int) -> str:
+        params = {k: v for k, v in request.query_params.items() if k != name}
+        params[name] = str(number)
+        return f"{request.url.path}?{urlencode(params)}"
+
+    out: dict[str, Any] = {"page": page, "pages": pages}
+    if page > 1:
+        out["previous"] = {"href": href(page - 1), "labelText": f"{page - 1} of {pages}"}
+    if page < pages:
+        out["next"] = {"href": href(page + 1), "labelText": f"{page + 1} of {pages}"}
+    return out
+
+
+@router.get("/places/assets/{name}")
+def asset(name: str) -> Response:
+    """The place map's script (the CSP allows only same-origin files)."""
+    if name not in ASSET_TYPES:
+        raise NotFound(f"There is no places page asset called {name}.")
+    return FileResponse(ASSETS / name, media_type=ASSET_TYPES[name], headers={"Cache-Control": "public, max-age=3600"})
+
+
 @router.get("/places/{uid:path}", summary="A place")
-def place_page(uid: str, ctx: Context = CtxDep) -> Response:
-    """A place's page: map, names, identifiers, containing areas, history; for an area, its contents."""
+def place_page(uid: str, request: Request, ctx: Context = CtxDep) -> Response:
+    """A place's page: map, names, identifiers, containing areas, history, datasets and sensors; for an area,
+    its contents."""
     if not uid.startswith("ldn:"):
         raise NotFound("Place identifiers start with 'ldn:', for example /places/ldn:borough:E09000007.")
     place = service.get_place(ctx.session, uid)
     data = service.place_dict(ctx.session, place)
-    contents: dict[str, list[dict[str, str]]] = {}
-    if place.kind in ("borough", "ward", "msoa", "lsoa"):
-        for member in service.contained_places(ctx.session, place):
-            contents.setdefault(member.kind, []).append({"uid": member.uid, "name": member.name})
-    data["contents"] = contents
-    page = {"place": data, "contents": {k: contents[k] for k in AREA_LISTS if k in contents},
-            "map": svg_map(place.geometry_bng, place.name)}
+    counts = service.contained_counts(ctx.session, place) if place.kind in AREA_KINDS else {}
+    order = [k for k in AREA_LISTS if k in counts] + sorted(k for k in counts if k not in AREA_LISTS)
+    data["contents"] = {kind: [{"uid": u, "name": n} for u, n in service.contained_page(
+        ctx.session, place, kind, limit=JSON_CONTENTS)] for kind in order}
+    data["counts"] = {kind: counts[kind] for kind in order}
+    tables: list[dict[str, Any]] = []
+    for kind in order:
+        number = page_number(request, f"page-{kind}")
+        rows = service.contained_page(ctx.session, place, kind, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+        tables.append({"kind": kind, "label": kind_label(kind), "count": counts[kind],
+                       "rows": [{"uid": u, "name": n} for u, n in rows],
+                       "pager": pager(request, f"page-{kind}", number, counts[kind])})
+    number = page_number(request, "page-datasets")
+    total, datasets = links.datasets_about_page(ctx.session, place, limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
+    data["datasets"] = {"count": total, "page": number, "items": datasets}
+    sensors = links.sensors_about(ctx.session, place)
+    data["sensors"] = {"count": len(sensors), "items": sensors}
+    number_s = page_number(request, "page-sensors")
+    page = {"place": data, "tables": tables, "map": svg_map(place.geometry_bng, place.name),
+            "datasets": datasets, "datasets_count": total,
+            "datasets_pager": pager(request, "page-datasets", number, total),
+            "sensors": sensors[(number_s - 1) * PAGE_SIZE:number_s * PAGE_SIZE], "sensors_count": len(sensors),
+            "sensors_pager": pager(request, "page-sensors", number_s, len(sensors)),
+            "is_area": place.kind in AREA_KINDS, "kind_label": kind_label(place.kind)}
     return render(ctx, "places/place.html", page, data=data)
+
+
+def kind_label(kind: str) -> str:
+    """A kind as people read it in a heading: MSOA, LSOA, Station, Air quality site."""
+    return {"msoa": "MSOA", "lsoa": "LSOA", "aq-site": "Air quality site", "cultural-venue": "Cultural venue"}.get(
+        kind, kind.replace("-", " ").capitalize())

@@ -9,7 +9,10 @@
   or GSS code; candidates in that area rank higher), ``lon`` and ``lat`` (candidates near the point
   rank higher);
 - ``callback`` on a GET wraps the JSON in a JSONP call;
-- ``/places/reconcile/preview?id=`` (a small HTML card) and ``/places/reconcile/suggest/entity``.
+- ``/places/reconcile/preview?id=`` (a small HTML card) and ``/places/reconcile/suggest/entity``;
+- data extension: ``extend`` (``{"ids": [...], "properties": [{"id": "borough"}]}``) instead of
+  ``queries`` returns each place's GSS code, NLC, LAQN code, containing areas, kind and coordinates;
+  ``/places/reconcile/properties?type=`` proposes the properties.
 """
 
 from __future__ import annotations
@@ -46,7 +49,103 @@ def manifest(base_url: str, index: MatchIndex, service_name: str = "London place
         "view": {"url": f"{base_url}/places/{{{{id}}}}"},
         "preview": {"url": f"{base_url}/places/reconcile/preview?id={{{{id}}}}", "width": 400, "height": 160},
         "suggest": {"entity": {"service_url": base_url, "service_path": "/places/reconcile/suggest/entity"}},
+        "extend": {"propose_properties": {"service_url": base_url, "service_path": "/places/reconcile/properties"},
+                   "property_settings": []},
     }
+
+
+# --- data extension ("Add columns from reconciled values") --------------------------------------------
+
+# id -> (label, how the value is read from a record): an identifier scheme, a containing area, or a field
+EXTEND_PROPERTIES: dict[str, tuple[str, str]] = {
+    "name": ("Preferred name", "field"), "kind": ("Kind of place", "field"),
+    "gss": ("GSS code (ONS)", "scheme"), "nlc": ("TfL NLC (station code)", "scheme"),
+    "laqn": ("LAQN site code", "scheme"), "naptan": ("NaPTAN code", "scheme"), "uprn": ("UPRN", "scheme"),
+    "usrn": ("USRN", "scheme"), "osm": ("OpenStreetMap id", "scheme"),
+    "borough": ("Borough", "area"), "ward": ("Ward", "area"), "msoa": ("MSOA", "area"), "lsoa": ("LSOA", "area"),
+    "lon": ("Longitude (WGS84)", "field"), "lat": ("Latitude (WGS84)", "field"),
+    "coordinates": ("Coordinates (lat,lon)", "field"),
+}
+MAX_EXTEND_IDS = 1000
+
+
+def propose_properties(index: MatchIndex, type_: str | None, limit: int | None = None) -> dict[str, Any]:
+    """The properties a place of ``type_`` can be extended with (the propose-properties service's shape)."""
+    if type_ and type_ not in index.kinds:
+        raise BadRequest(f"No places are of type {type_!r}. Types are: {', '.join(sorted(index.kinds))}.",
+                         {"type": "Unknown type."})
+    props = [{"id": pid, "name": label} for pid, (label, _) in EXTEND_PROPERTIES.items()]
+    if limit is not None:
+        if limit < 1:
+            raise BadRequest("'limit' must be a whole number of at least 1.", {"limit": "Bad limit."})
+        props = props[:limit]
+    return {"type": type_ or "", "properties": props, **({"limit": limit} if limit is not None else {})}
+
+
+def parse_extend(raw: Any) -> dict[str, Any]:
+    """The data extension request (``{"ids": [...], "properties": [{"id": ...}]}``); 400 with a message if bad."""
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError as exc:
+            raise BadRequest(f"'extend' is not valid JSON: {exc}. Send an object like "
+                             '{"ids": ["ldn:station:625"], "properties": [{"id": "borough"}]}.',
+                             {"extend": "Not valid JSON."}) from exc
+    if not isinstance(raw, dict):
+        raise BadRequest("'extend' must be a JSON object like {\"ids\": [\"ldn:station:625\"], "
+                         '"properties": [{"id": "borough"}]}.', {"extend": "Not an object."})
+    ids, props = raw.get("ids"), raw.get("properties")
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest("'extend' needs 'ids': a list of place identifiers (ldn:...).", {"extend": "Bad ids."})
+    if len(ids) > MAX_EXTEND_IDS:
+        raise BadRequest(f"Send at most {MAX_EXTEND_IDS} ids per request (this one has {len(ids)}).",
+                         {"extend": "Too many ids."})
+    if not isinstance(props, list) or not props or not all(isinstance(p, dict) and isinstance(p.get("id"), str)
+                                                           for p in props):
+        raise BadRequest("'extend' needs 'properties': a non-empty list of {\"id\": ...} objects.",
+                         {"extend": "Bad properties."})
+    unknown = [p["id"] for p in props if p["id"] not in EXTEND_PROPERTIES]
+    if unknown:
+        raise BadRequest(f"Unknown propert{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}. "
+                         f"Properties are: {', '.join(EXTEND_PROPERTIES)}.", {"extend": "Unknown property."})
+    return {"ids": ids, "properties": [p["id"] for p in props]}
+
+
+def extend(request: dict[str, Any], index: MatchIndex) -> dict[str, Any]:
+    """The values of the requested properties for each id (the data extension response's shape)."""
+    meta = []
+    for pid in request["properties"]:
+        label, how = EXTEND_PROPERTIES[pid]
+        item: dict[str, Any] = {"id": pid, "name": label}
+        if how == "area":
+            item["type"] = {"id": pid, "name": kind_label(pid)}
+        meta.append(item)
+    rows: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for uid in request["ids"]:
+        record = index.record(uid)
+        rows[uid] = {pid: _values(record, pid, index) if record is not None else [] for pid in request["properties"]}
+    return {"meta": meta, "rows": rows}
+
+
+def _values(record: Any, pid: str, index: MatchIndex) -> list[dict[str, Any]]:
+    how = EXTEND_PROPERTIES[pid][1]
+    if how == "scheme":
+        return [{"str": v} for v in record.identifiers.get(pid, ())]
+    if how == "area":
+        area_uid = record.uid if record.kind == pid else record.areas.get(pid)
+        if not area_uid:
+            return []
+        area = index.record(area_uid)
+        return [{"id": area_uid, "name": area.name if area else area_uid}]
+    if pid == "name":
+        return [{"str": record.name}]
+    if pid == "kind":
+        return [{"id": record.kind, "name": kind_label(record.kind)}]
+    if record.lon is None or record.lat is None:
+        return []
+    if pid == "coordinates":
+        return [{"str": f"{record.lat},{record.lon}"}]
+    return [{"float": record.lon if pid == "lon" else record.lat}]
 
 
 def parse_queries(raw: Any) -> dict[str, dict[str, Any]]:

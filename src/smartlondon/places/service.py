@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, selectinload
 
 from ..core.db import utcnow
 from ..core.errors import Conflict, NotFound, ValidationFailed
@@ -310,6 +310,21 @@ def contained_places(session: Session, area: Place, kind: str | None = None, lim
     return list(session.scalars(query.order_by(Place.kind, Place.name).limit(limit)))
 
 
+def contained_counts(session: Session, area: Place) -> dict[str, int]:
+    """How many active places of each kind lie inside an area (by their computed containing areas)."""
+    rows = session.execute(select(Place.kind, func.count()).join(PlaceArea, PlaceArea.place_id == Place.id)
+                           .where(PlaceArea.area_id == area.id, Place.status == "active").group_by(Place.kind))
+    return {k: n for k, n in rows}
+
+
+def contained_page(session: Session, area: Place, kind: str, *, limit: int, offset: int = 0) -> list[tuple[str, str]]:
+    """One page of the (uid, name) of active places of ``kind`` inside an area, by name."""
+    query = (select(Place.uid, Place.name).join(PlaceArea, PlaceArea.place_id == Place.id)
+             .where(PlaceArea.area_id == area.id, Place.status == "active", Place.kind == kind)
+             .order_by(Place.name, Place.id).offset(offset).limit(limit))
+    return [(uid, name) for uid, name in session.execute(query)]
+
+
 def place_dict(session: Session, place: Place, *, history: bool = True) -> dict[str, Any]:
     """A place as JSON: names, identifiers with provenance, areas, geometry and (optionally) history."""
     today = date.today()
@@ -344,29 +359,43 @@ def counts_by_kind(session: Session) -> dict[str, int]:
     return {k: n for k, n in rows}
 
 
-def iter_match_records(session: Session) -> Iterator[MatchRecord]:
-    """Every active place as the name matcher sees it (see ``places.records``)."""
+def iter_match_records(session: Session, place_ids: Iterable[int] | None = None) -> Iterator[MatchRecord]:
+    """Every active place (or those of ``place_ids``) as the name matcher sees it (see ``places.records``)."""
+    if place_ids is None:
+        yield from _match_records(session, None)
+        return
+    ids = sorted(set(place_ids))
+    for start in range(0, len(ids), 5000):
+        yield from _match_records(session, ids[start:start + 5000])
+
+
+def _match_records(session: Session, only: list[int] | None) -> Iterator[MatchRecord]:
     today = date.today()
     alt: dict[int, list[str]] = defaultdict(list)
     names = session.execute(select(PlaceName.place_id, PlaceName.name).join(Place, Place.id == PlaceName.place_id)
                             .where(Place.status == "active", PlaceName.preferred.is_(False),
                                    (PlaceName.valid_from.is_(None)) | (PlaceName.valid_from <= today),
-                                   (PlaceName.valid_to.is_(None)) | (PlaceName.valid_to >= today))
+                                   (PlaceName.valid_to.is_(None)) | (PlaceName.valid_to >= today),
+                                   PlaceName.place_id.in_(only) if only is not None else Place.id.is_not(None))
                             .order_by(PlaceName.id))
     for pid, name in names:
         alt[pid].append(name)
     ids: dict[int, dict[str, list[str]]] = defaultdict(dict)
     for pid, scheme, value in session.execute(
             select(PlaceIdentifier.place_id, PlaceIdentifier.scheme, PlaceIdentifier.value)
-            .where(PlaceIdentifier.active).order_by(PlaceIdentifier.id)):
+            .where(PlaceIdentifier.active,
+                   PlaceIdentifier.place_id.in_(only) if only is not None else PlaceIdentifier.active)
+            .order_by(PlaceIdentifier.id)):
         ids[pid].setdefault(scheme, []).append(value)
     area = aliased(Place)
     areas: dict[int, dict[str, str]] = defaultdict(dict)
-    for pid, kind, uid in session.execute(select(PlaceArea.place_id, PlaceArea.area_kind, area.uid)
-                                          .join(area, area.id == PlaceArea.area_id)):
+    area_query = select(PlaceArea.place_id, PlaceArea.area_kind, area.uid).join(area, area.id == PlaceArea.area_id)
+    for pid, kind, uid in session.execute(area_query.where(PlaceArea.place_id.in_(only)) if only is not None
+                                          else area_query):
         areas[pid][kind] = uid
     rows = session.execute(select(Place.id, Place.uid, Place.kind, Place.name, Place.point_lon, Place.point_lat)
-                           .where(Place.status == "active").order_by(Place.id))
+                           .where(Place.status == "active", Place.id.in_(only) if only is not None
+                                  else Place.status == "active").order_by(Place.id))
     for pid, uid, kind, name, lon, lat in rows:
         yield MatchRecord(uid=uid, kind=kind, name=name,
                           alt_names=tuple(n for n in dict.fromkeys(alt.get(pid, ())) if n != name),
@@ -391,16 +420,18 @@ class NewPlace:
 
 @dataclass
 class BulkResult:
-    """What a bulk load did: places created, left alone (already present) and refused (with why)."""
+    """What a bulk load did: places created, updated, left alone, retired and refused (with why)."""
 
     created: int = 0
     unchanged: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)
+    updated: int = 0
+    retired: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """As JSON."""
-        return {"created": self.created, "unchanged": self.unchanged,
-                "refused": [{"key": k, "reason": r} for k, r in self.refused]}
+        return {"created": self.created, "updated": self.updated, "unchanged": self.unchanged,
+                "retired": self.retired, "refused": [{"key": k, "reason": r} for k, r in self.refused]}
 
 
 def bulk_create(session: Session, items: Iterable[NewPlace], *, source: str, actor: str = "",
@@ -469,7 +500,7 @@ def _flush_batch(session: Session, batch: list[NewPlace], source: str, actor: st
         keep.append(item)
     if not rows:
         return
-    session.execute(insert(Place), rows)
+    session.execute(insert(Place.__table__), rows)
     new_uids = [r["uid"] for r in rows]
     ids: dict[str, int] = {}
     for start in range(0, len(new_uids), 900):
@@ -496,21 +527,171 @@ def _flush_batch(session: Session, batch: list[NewPlace], source: str, actor: st
     for item, row in zip(keep, rows):
         if item.footprint is not None and containers_of(item.kind):
             by_containers[containers_of(item.kind)].append((ids[row["uid"]], item))
+    if any(item.kind in spatial.AREA_KINDS for item in keep):
+        indexes.clear()  # areas were added: area indexes held from earlier batches are out of date
     for wanted, members in by_containers.items():
-        index = spatial.AreaIndex.load(session, wanted)
+        index = indexes.get(wanted)
+        if index is None:
+            index = indexes[wanted] = spatial.AreaIndex.load(session, wanted)
         assigned = index.assign([m.footprint.point[0] for _, m in members],  # type: ignore[union-attr]
                                 [m.footprint.point[1] for _, m in members])  # type: ignore[union-attr]
         for (pid, _), areas in zip(members, assigned):
             for kind, (area_id, _uid) in areas.items():
                 if area_id != pid:
                     links.append({"place_id": pid, "area_id": area_id, "area_kind": kind})
-    session.execute(insert(PlaceName), names)
+    session.execute(insert(PlaceName.__table__), names)
     if idents:
-        session.execute(insert(PlaceIdentifier), idents)
-    session.execute(insert(PlaceVersion), versions)
+        session.execute(insert(PlaceIdentifier.__table__), idents)
+    session.execute(insert(PlaceVersion.__table__), versions)
     if links:
-        session.execute(insert(PlaceArea), links)
+        session.execute(insert(PlaceArea.__table__), links)
     result.created += len(rows)
+
+
+# --- re-importing a source -------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    """``value`` as it comes back from a JSON column (dates as text, tuples as lists)."""
+    import json
+
+    return json.loads(json.dumps(value, default=str))
+
+
+def bulk_upsert(session: Session, items: Iterable[NewPlace], *, source: str, actor: str = "",
+                chunk: int = 2000, seen: set[str] | None = None) -> BulkResult:
+    """Import places again: new ones are created, changed ones updated (as versions with provenance),
+    unchanged ones left untouched. ``seen`` collects the uids the input holds (for ``retire_missing``)."""
+    seed_kinds(session)
+    known_kinds = set(session.scalars(select(PlaceKind.code)))
+    result = BulkResult()
+    batch: list[NewPlace] = []
+    taken_ids: set[tuple[str, str]] = set()
+    indexes: dict[tuple[str, ...], spatial.AreaIndex] = {}
+    in_input: set[str] = set() if seen is None else seen
+    for item in items:
+        batch.append(item)
+        if len(batch) >= chunk:
+            _upsert_batch(session, batch, source, actor, result, known_kinds, taken_ids, indexes, in_input)
+            batch = []
+    if batch:
+        _upsert_batch(session, batch, source, actor, result, known_kinds, taken_ids, indexes, in_input)
+    return result
+
+
+def _upsert_batch(session: Session, batch: list[NewPlace], source: str, actor: str, result: BulkResult,
+                  known_kinds: set[str], taken_ids: set[tuple[str, str]],
+                  indexes: dict[tuple[str, ...], spatial.AreaIndex], in_input: set[str]) -> None:
+    uids = [make_uid(i.kind, i.key) for i in batch]
+    present = {p.uid: p for p in session.scalars(select(Place).where(Place.uid.in_(uids))
+                                                 .options(selectinload(Place.names), selectinload(Place.identifiers)))}
+    fresh: list[NewPlace] = []
+    for item, uid in zip(batch, uids):
+        if uid in in_input:
+            result.refused.append((item.key, f"the key {item.key!r} appears twice in the input"))
+            continue
+        in_input.add(uid)
+        place = present.get(uid)
+        if place is None:
+            fresh.append(item)
+        elif place.status == "retired":
+            result.refused.append((item.key, f"{uid} is retired in the register (identifiers are never reused)"))
+        else:
+            try:
+                changed = _update_from_import(session, place, item, source, actor)
+            except (Conflict, ValidationFailed) as exc:
+                result.refused.append((item.key, exc.message))
+                continue
+            if changed:
+                result.updated += 1
+            else:
+                result.unchanged += 1
+    if fresh:
+        _flush_batch(session, fresh, source, actor, result, known_kinds, taken_ids, indexes)
+    session.flush()
+
+
+def _update_from_import(session: Session, place: Place, item: NewPlace, source: str, actor: str) -> bool:
+    """Bring one place in line with its row in a source; a version records what changed. Whether it changed."""
+    now = utcnow()
+    diff: dict[str, Any] = {}
+    name = _check_name(item.name)
+    # identifiers first: a value another active place holds refuses the whole row, before anything is written
+    before_ids = _identifier_map(place)
+    wanted_ids = {s: list(dict.fromkeys(str(v).strip() for v in vs if str(v).strip()))
+                  for s, vs in item.identifiers.items()}
+    new_pairs = [(s, v) for s, vs in wanted_ids.items() for v in vs if v not in before_ids.get(s, [])]
+    for scheme, value in new_pairs:
+        owner = session.scalar(select(Place.uid).join(PlaceIdentifier).where(
+            PlaceIdentifier.scheme == scheme, PlaceIdentifier.value == value, PlaceIdentifier.active,
+            PlaceIdentifier.place_id != place.id))
+        if owner is not None:
+            raise Conflict(f"the {scheme} identifier {value} already belongs to {owner}")
+    if name != " ".join(place.name.split()):  # bulk loads keep names as written, spaces and all
+        for n in place.names:
+            if n.preferred:
+                n.preferred = False  # the former name stays, as an alternative name people still use
+        former = next((n for n in place.names if n.name == name and n.valid_to is None), None)
+        if former is not None:
+            former.preferred = True
+        else:
+            place.names.append(PlaceName(name=name, preferred=True, source=source, asserted_at=now))
+        diff["name"] = [place.name, name]
+        place.name = name
+    current_alts = {n.name for n in place.names if not n.preferred and n.valid_to is None}
+    added = [a for a in dict.fromkeys(" ".join(str(a).split()) for a in item.alt_names)
+             if a and a != name and a not in current_alts]
+    for alt in added:
+        place.names.append(PlaceName(name=alt, preferred=False, source=source, asserted_at=now))
+    if added:
+        diff["alt_names"] = [sorted(current_alts), sorted(current_alts | set(added))]
+    if wanted_ids:
+        for ident in place.identifiers:
+            # a scheme the source asserts: its former values from the same source are withdrawn
+            if (ident.active and ident.scheme in wanted_ids and ident.value not in wanted_ids[ident.scheme]
+                    and ident.source == source):
+                ident.active = False
+        session.flush()
+        for scheme, value in new_pairs:
+            place.identifiers.append(PlaceIdentifier(scheme=scheme, value=value, active=True, source=source,
+                                                     asserted_at=now))
+        after_ids = _identifier_map(place)
+        if after_ids != before_ids:
+            diff["identifiers"] = [before_ids, after_ids]
+    fp = item.footprint
+    if fp is not None and _plain(fp.wgs84) != _plain(place.geometry):
+        diff["geometry"] = [place.geometry, fp.wgs84]
+        _apply_footprint(place, fp, source, now)
+    props = {**(place.properties or {}), **_plain(item.properties)}
+    if props != _plain(place.properties or {}):
+        diff["properties"] = [place.properties, props]
+        place.properties = props
+    if not diff:
+        return False
+    place.updated_at = now
+    session.flush()
+    if "geometry" in diff:
+        _set_area_links(session, place)
+    _version(session, place, "update", actor, source, diff, "re-import")
+    return True
+
+
+def retire_missing(session: Session, *, kind: str, source: str, present: set[str], actor: str = "",
+                   reason: str = "no longer in the source") -> int:
+    """Retire the active places of ``kind`` first asserted by ``source`` whose uids are not in ``present``
+    (a full source re-imported); returns how many. Their identifiers are freed, never reused."""
+    first = aliased(PlaceVersion)
+    candidates = session.execute(
+        select(Place.id, Place.uid).join(first, (first.place_id == Place.id) & (first.version == 1))
+        .where(Place.kind == kind, Place.status == "active", first.source == source)).all()
+    gone = [(pid, uid) for pid, uid in candidates if uid not in present]
+    if not gone:
+        return 0
+    if not present:
+        raise ValidationFailed(f"The source held no places of kind {kind!r}: refusing to retire all "
+                               f"{len(gone)} of them. Check the file.", {"path": "No places in the source."})
+    for pid, uid in gone:
+        retire_place(session, uid, source=source, actor=actor, reason=reason)
+    return len(gone)
 
 
 def relink_areas(session: Session, kinds: Sequence[str] | None = None) -> int:
@@ -542,4 +723,4 @@ def relink_areas(session: Session, kinds: Sequence[str] | None = None) -> int:
 
 __all__ = ["STATUSES", "create_place", "update_place", "retire_place", "get_place", "iter_match_records",
            "bulk_create", "place_dict", "containing_areas", "contained_places", "seed_kinds", "kinds",
-           "make_uid", "NewPlace", "BulkResult", "relink_areas", "counts_by_kind"]
+           "make_uid", "NewPlace", "BulkResult", "relink_areas", "counts_by_kind", "bulk_upsert", "retire_missing"]

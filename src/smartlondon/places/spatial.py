@@ -201,6 +201,60 @@ def _within(geojson: str | None, other: str) -> int:
     return int(_cached_shape(other).covers(_cached_shape(geojson)))
 
 
+class ShapeCache:
+    """Prepared shapely geometries of places, loaded lazily and kept by place id (thread-safe, bounded).
+
+    An entry is reused while the place's ``geometry_asserted_at`` (moved by every geometry change)
+    is the same, so the first reverse-geocode call parses only the few areas around its point.
+    """
+
+    def __init__(self, max_entries: int = 20000) -> None:
+        import threading
+        from collections import OrderedDict
+
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._shapes: OrderedDict[tuple[str, int], tuple[Any, BaseGeometry]] = OrderedDict()
+
+    def get_many(self, session: Session, wanted: Sequence[tuple[int, Any]]) -> dict[int, BaseGeometry]:
+        """Prepared shapes for (place id, geometry_asserted_at) pairs; missing ones read in one query."""
+        db = str(session.get_bind().url)
+        out: dict[int, BaseGeometry] = {}
+        missing: list[int] = []
+        with self._lock:
+            for pid, stamp in wanted:
+                held = self._shapes.get((db, pid))
+                if held is not None and held[0] == str(stamp):
+                    self._shapes.move_to_end((db, pid))
+                    out[pid] = held[1]
+                else:
+                    missing.append(pid)
+        if missing:
+            marks = ", ".join(f":i{n}" for n in range(len(missing)))
+            rows = session.execute(text(f"SELECT id, geometry_asserted_at, geometry FROM place WHERE id IN ({marks}) "
+                                        "AND geometry IS NOT NULL"), {f"i{n}": pid for n, pid in enumerate(missing)})
+            loaded = []
+            for pid, stamp, geometry in rows:
+                geom = shapely.from_geojson(geometry) if isinstance(geometry, str) else shape(geometry)
+                shapely.prepare(geom)
+                loaded.append((pid, stamp, geom))
+                out[pid] = geom
+            with self._lock:
+                for pid, stamp, geom in loaded:
+                    self._shapes[(db, pid)] = (str(stamp), geom)
+                while len(self._shapes) > self.max_entries:
+                    self._shapes.popitem(last=False)
+        return out
+
+    def clear(self) -> None:
+        """Forget every shape."""
+        with self._lock:
+            self._shapes.clear()
+
+
+SHAPES = ShapeCache()
+
+
 # --- queries --------------------------------------------------------------------------------
 
 def _dialect(session: Session) -> str:
@@ -219,10 +273,16 @@ def areas_at(session: Session, lon: float, lat: float, kinds: Sequence[str] = AR
                f"AND p.kind IN ({kind_sql}) AND p.id <> :exclude "
                "AND ST_Intersects(p.geom, ST_SetSRID(ST_MakePoint(:lon, :lat), 4326))")
     else:
-        sql = ("SELECT p.id, p.uid, p.kind, p.name FROM place_rtree r JOIN place p ON p.id = r.id "
+        # candidates from the R*Tree; the exact test against shapes cached by place id (parsed once)
+        sql = ("SELECT p.id, p.uid, p.kind, p.name, p.geometry_asserted_at FROM place_rtree r "
+               "CROSS JOIN place p ON p.id = r.id "  # CROSS JOIN: SQLite must start from the R*Tree
                "WHERE r.min_lon <= :lon AND r.max_lon >= :lon AND r.min_lat <= :lat AND r.max_lat >= :lat "
-               f"AND p.status = 'active' AND p.kind IN ({kind_sql}) AND p.id <> :exclude "
-               "AND place_covers_point(p.geometry, :lon, :lat)")
+               f"AND p.status = 'active' AND p.kind IN ({kind_sql}) AND p.id <> :exclude")
+        found = [tuple(r) for r in session.execute(text(sql), params)]
+        shapes = SHAPES.get_many(session, [(r[0], r[4]) for r in found])
+        rows = [r[:4] for r in found if shapes.get(r[0]) is not None and shapely.intersects_xy(shapes[r[0]], lon, lat)]
+        order = {k: i for i, k in enumerate(AREA_KINDS)}
+        return sorted(rows, key=lambda r: (order.get(r[2], 99), r[1]))  # type: ignore[return-value]
     rows = [tuple(r) for r in session.execute(text(sql), params)]
     order = {k: i for i, k in enumerate(AREA_KINDS)}
     return sorted(rows, key=lambda r: (order.get(r[2], 99), r[1]))  # type: ignore[return-value]
@@ -255,7 +315,13 @@ def query_ids(session: Session, region: BaseGeometry | None = None, *, kinds: It
         where.insert(0, candidates)
         params["region"] = json.dumps(mapping(region))
         fn = "place_intersects" if relation == "intersects" else "place_within"
-        where.append(f"{fn}(p.geometry, :region)")
+        exact = f"{fn}(p.geometry, :region)"
+        if region.equals(box(x0, y0, x1, y1)):
+            # a rectangle: a place whose bounding box lies inside it needs no exact test (SQLite stops
+            # at the first true term of an OR), which spares parsing the geometry of most candidates
+            exact = (f"((p.min_lon >= :x0 AND p.max_lon <= :x1 AND p.min_lat >= :y0 AND p.max_lat <= :y1) "
+                     f"OR {exact})")
+        where.append(exact)
         sql = f"SELECT p.id FROM place p WHERE {' AND '.join(where)} ORDER BY p.id"
     return [r[0] for r in session.execute(text(sql), params)]
 
@@ -327,11 +393,29 @@ class AreaIndex:
 
     def assign(self, lons: Sequence[float], lats: Sequence[float]) -> list[dict[str, tuple[int, str]]]:
         """For each point, its containing areas: kind -> (id, uid) (the lowest uid if areas overlap)."""
-        points = shapely.points(list(lons), list(lats))
+        import numpy as np
+
+        points = shapely.points(np.asarray(lons, dtype=float), np.asarray(lats, dtype=float))
         out: list[dict[str, tuple[int, str]]] = [{} for _ in range(len(points))]
         if len(self.ids) == 0 or len(points) == 0:
             return out
-        point_idx, area_idx = self.tree.query(points, predicate="intersects")
-        for p, a in sorted(zip(point_idx.tolist(), area_idx.tolist()), key=lambda t: (t[0], self.uids[t[1]])):
-            out[p].setdefault(self.kinds[a], (self.ids[a], self.uids[a]))
+        if not hasattr(self, "_uid_rank"):
+            shapely.prepare(self.tree.geometries)
+        # candidates by bounding box, then the exact test on the prepared areas, vectorised
+        x, y = np.asarray(lons, dtype=float), np.asarray(lats, dtype=float)
+        point_idx, area_idx = self.tree.query(points)
+        hit = shapely.intersects_xy(self.tree.geometries[area_idx], x[point_idx], y[point_idx])
+        point_idx, area_idx = point_idx[hit], area_idx[hit]
+        if not hasattr(self, "_uid_rank"):
+            self._uid_rank = np.argsort(np.argsort(np.array(self.uids, dtype=object)))
+            codes = {k: i for i, k in enumerate(sorted(set(self.kinds)))}
+            self._kind_code = np.array([codes[k] for k in self.kinds], dtype=np.int32)
+        kind_code = self._kind_code[area_idx]
+        order = np.lexsort((self._uid_rank[area_idx], kind_code, point_idx))  # by point, kind, then uid
+        p_sorted, k_sorted, a_sorted = point_idx[order], kind_code[order], area_idx[order]
+        first = np.ones(len(order), dtype=bool)  # the lowest uid of each kind for each point
+        first[1:] = (p_sorted[1:] != p_sorted[:-1]) | (k_sorted[1:] != k_sorted[:-1])
+        kinds, ids, uids = self.kinds, self.ids, self.uids
+        for p, a in zip(p_sorted[first].tolist(), a_sorted[first].tolist()):
+            out[p][kinds[a]] = (ids[a], uids[a])
         return out
