@@ -1,0 +1,83 @@
+"""``smartlondon sharing`` commands of privacy by design: ingest with pseudonyms, and the key epochs.
+
+    smartlondon sharing ingest --dataset SLUG FILE.csv --identifier nhs_number=NHS_NUMBER
+    smartlondon sharing epochs                  the key epochs and their status (never the keys)
+    smartlondon sharing rotate-key              start a new epoch; the previous one is retired
+    smartlondon sharing destroy-key EPOCH       crypto-shred a retired epoch: its pseudonyms become unlinkable
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ...core.commands import main_module as _main
+from ...core.errors import ValidationFailed
+from .pseudonyms import KINDS, Pseudonymiser
+
+
+def _identifiers(values: tuple[str, ...]) -> dict[str, str]:
+    """``KIND=COLUMN`` options as {column: kind}, in the order given (the first is the person)."""
+    out: dict[str, str] = {}
+    for value in values:
+        kind, sep, column = value.partition("=")
+        if not sep or kind not in KINDS or not column:
+            raise ValidationFailed(f"'{value}' is not KIND=COLUMN.",
+                                   {"identifier": f"Use e.g. nhs_number=NHS_NUMBER; kinds: {', '.join(KINDS)}."})
+        out[column] = kind
+    return out
+
+
+@click.command("ingest")
+@click.option("--dataset", required=True, help="The restricted dataset's short name.")
+@click.option("--identifier", "identifiers", multiple=True, required=True,
+              help="KIND=COLUMN for each direct identifier column (first: the person), e.g. nhs_number=NHS_NUMBER.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def ingest(dataset: str, identifiers: tuple[str, ...], file: Path) -> None:
+    """Load a CSV file into a restricted dataset, replacing direct identifiers with pseudonyms."""
+    from .ingest import ingest_csv
+
+    main = _main()
+    env = main.Env()
+    columns = _identifiers(identifiers)
+    with main.progress_bar() as bar, env.db.session() as session:
+        task = bar.add_task(f"Pseudonymising {file.name}", total=None)
+        loaded = ingest_csv(session, env.settings, dataset=dataset, path=file, identifiers=columns,
+                            total=lambda n: bar.update(task, total=n),
+                            progress=lambda n: bar.advance(task, n))
+    click.echo(f"Loaded {loaded} rows into {dataset}; identifiers replaced with epoch "
+               f"{Pseudonymiser(env.settings).current_epoch()} pseudonyms.")
+
+
+@click.command("epochs")
+def epochs() -> None:
+    """List the pseudonym key epochs and their status."""
+    env = _main().Env()
+    rows = Pseudonymiser(env.settings).epochs()
+    if not rows:
+        click.echo("No key epochs yet: the first is created when data is first pseudonymised.")
+    for entry in rows:
+        click.echo(f"{entry['name']}\t{entry['status']}\tcreated {entry.get('created', '')}")
+
+
+@click.command("rotate-key")
+def rotate_key() -> None:
+    """Start a new key epoch; the current one is retired (kept for subject requests until destroyed)."""
+    env = _main().Env()
+    click.echo(f"New current epoch: {Pseudonymiser(env.settings).rotate()}")
+
+
+@click.command("destroy-key")
+@click.argument("epoch")
+@click.option("--yes", is_flag=True, help="Confirm: this cannot be undone.")
+def destroy_key(epoch: str, yes: bool) -> None:
+    """Overwrite and delete a retired epoch's key: nobody can recompute or link its pseudonyms again."""
+    if not yes:
+        _main().fail(f"Destroying the key of {epoch} cannot be undone. Run again with --yes to confirm.")
+    env = _main().Env()
+    Pseudonymiser(env.settings).destroy(epoch)
+    click.echo(f"The key of epoch {epoch} is destroyed: its pseudonyms can no longer be linked to anyone.")
+
+
+COMMANDS = (ingest, epochs, rotate_key, destroy_key)

@@ -1,0 +1,323 @@
+"""The restricted store: the DuckDB file holding person-level rows that only the sharing gateway reads.
+
+It is never the analytics store and nothing in it is ever downloadable. Every table with person rows has:
+
+* a subject column holding the person's pseudonym (from the privacy pseudonymiser), named at load time;
+* ``_subject_no``: a dense integer per distinct pseudonym, from the store's ``_subjects`` table, so that the
+  access log can keep the set of people a use touched as a compact bitmap;
+* ``_row``: a row id that is never reused (from a sequence).
+
+One DuckDB database instance is opened per store file and process; callers get cursors of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ..core.errors import NotFound, ValidationFailed
+from ..settings import Settings
+
+IDENT = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+TYPES = {"VARCHAR", "TEXT", "INTEGER", "BIGINT", "SMALLINT", "DOUBLE", "REAL", "FLOAT", "BOOLEAN", "DATE",
+         "TIMESTAMP", "DECIMAL(18,2)", "HUGEINT"}
+SYSTEM_COLUMNS = ("_subject_no", "_row")
+EXCLUSION_SLOTS = 4  # per table: opt-out sets materialised as boolean columns _excl_1 .. _excl_4
+CHUNK = 100_000
+
+_instances: dict[Path, duckdb.DuckDBPyConnection] = {}
+_known: dict[Path, dict[str, int]] = {}       # pseudonym -> subject number (never changes once given)
+_unknown: dict[Path, set[str]] = {}           # pseudonyms not in the store (forgotten when rows load)
+_instances_lock = threading.Lock()
+_write_lock = threading.RLock()
+
+
+def quote(name: str) -> str:
+    """A DuckDB identifier, quoted."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def check_identifier(name: str, what: str = "name") -> str:
+    """``name`` if it is a safe lower-case identifier; 422 saying what to fix otherwise."""
+    if not isinstance(name, str) or not IDENT.match(name):
+        raise ValidationFailed(f"'{name}' is not a valid {what}: use lower-case letters, digits and underscores, "
+                               "starting with a letter (at most 63 characters).", {what: "Not a valid name."})
+    return name
+
+
+class RestrictedStore:
+    """The restricted DuckDB store of one platform (``settings.restricted_store``)."""
+
+    def __init__(self, settings: Settings | Path | str) -> None:
+        path = settings.restricted_store if isinstance(settings, Settings) else Path(settings)
+        self.path = Path(path).absolute()
+
+    # --- connections -------------------------------------------------------------------------
+
+    def _instance(self) -> duckdb.DuckDBPyConnection:
+        with _instances_lock:
+            conn = _instances.get(self.path)
+            if conn is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = duckdb.connect(str(self.path))
+                conn.execute("CREATE TABLE IF NOT EXISTS _subjects (pseudonym VARCHAR PRIMARY KEY, "
+                             "subject_no BIGINT NOT NULL UNIQUE)")
+                conn.execute("CREATE TABLE IF NOT EXISTS _tables (name VARCHAR PRIMARY KEY, subject_column VARCHAR, "
+                             "one_row_per_subject BOOLEAN NOT NULL DEFAULT false, max_subject_no BIGINT)")
+                conn.execute("CREATE SEQUENCE IF NOT EXISTS _row_seq START 1")
+                conn.execute("CREATE TABLE IF NOT EXISTS _exclusions (name VARCHAR, slot INTEGER, key VARCHAR, "
+                             "used TIMESTAMP, PRIMARY KEY (name, slot))")
+                _instances[self.path] = conn
+            return conn
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A connection (cursor) to the store; ``read_only`` callers must not write through it."""
+        return self._instance().cursor()
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor closed when the block ends."""
+        cur = self.connect()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    def close(self) -> None:
+        """Close this store's database instance (tests and shutdown)."""
+        with _instances_lock:
+            conn = _instances.pop(self.path, None)
+            _known.pop(self.path, None)
+            _unknown.pop(self.path, None)
+        if conn is not None:
+            conn.close()
+
+    # --- tables ----------------------------------------------------------------------------------
+
+    def tables(self) -> list[str]:
+        """The data tables of the store (not its bookkeeping tables)."""
+        with self.cursor() as cur:
+            rows = cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
+                               "AND table_name NOT LIKE '\\_%' ESCAPE '\\' ORDER BY 1").fetchall()
+        return [r[0] for r in rows]
+
+    def columns(self, table: str) -> dict[str, str]:
+        """The columns of ``table`` (name -> DuckDB type), including ``_subject_no`` and ``_row``."""
+        check_identifier(table, "table")
+        with self.cursor() as cur:
+            rows = cur.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = "
+                               "'main' AND table_name = ? AND column_name NOT LIKE '\\_excl\\_%' ESCAPE '\\' "
+                               "ORDER BY ordinal_position", [table]).fetchall()
+        if not rows:
+            raise NotFound(f"The restricted store has no table called '{table}'.")
+        return {name: kind for name, kind in rows}
+
+    def table_info(self, table: str) -> tuple[str | None, bool]:
+        """The table's subject column and whether it holds one row per subject."""
+        column, one, _ = self._info(table)
+        return column, one
+
+    def max_subject_no(self, table: str) -> int:
+        """The highest subject number in ``table`` when it was last loaded (0 if none)."""
+        return self._info(table)[2]
+
+    def _info(self, table: str) -> tuple[str | None, bool, int]:
+        with self.cursor() as cur:
+            row = cur.execute("SELECT subject_column, one_row_per_subject, max_subject_no FROM _tables WHERE name = ?",
+                              [table]).fetchone()
+        if row is None:
+            raise NotFound(f"The restricted store has no table called '{table}'.")
+        return row[0], bool(row[1]), int(row[2] or 0)
+
+    def drop(self, table: str) -> None:
+        """Remove a table and its bookkeeping (its subjects' numbers stay: they are never reused)."""
+        check_identifier(table, "table")
+        with _write_lock, self.cursor() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {quote(table)}")
+            cur.execute("DELETE FROM _tables WHERE name = ?", [table])
+            cur.execute("DELETE FROM _exclusions WHERE name = ?", [table])
+
+    def load_rows(self, table: str, columns: dict[str, str], rows: Iterable[tuple[Any, ...]] | Any, *,
+                  subject_column: str | None) -> int:
+        """Append rows to ``table`` (created on first load); returns the number of rows loaded.
+
+        ``rows`` is an iterable of tuples in ``columns`` order, or a DuckDB relation of this store with
+        those columns. The subject column's pseudonyms get their dense ``_subject_no``.
+        """
+        check_identifier(table, "table")
+        if not columns:
+            raise ValidationFailed("Give the table at least one column.", {"columns": "Empty."})
+        for name, kind in columns.items():
+            check_identifier(name, "column")
+            if kind.upper() not in TYPES:
+                raise ValidationFailed(f"The column '{name}' has the type '{kind}', which the store does not take: "
+                                       f"use one of {', '.join(sorted(TYPES))}.", {name: "Unknown type."})
+        if subject_column is not None and subject_column not in columns:
+            raise ValidationFailed(f"The subject column '{subject_column}' is not one of the columns.",
+                                   {"subject_column": "Not a column."})
+        names = list(columns)
+        defs = ", ".join(f"{quote(n)} {columns[n].upper()}" for n in names)
+        stage = f"_stage_{threading.get_ident()}"
+        with _write_lock, self.cursor() as cur:
+            cur.execute(f"CREATE OR REPLACE TABLE {quote(stage)} ({defs})")
+            try:
+                if isinstance(rows, duckdb.DuckDBPyRelation):
+                    rows.insert_into(stage)
+                else:
+                    self._stage_tuples(cur, stage, names, rows)
+                loaded = self._append(cur, table, columns, stage, subject_column)
+            finally:
+                cur.execute(f"DROP TABLE IF EXISTS {quote(stage)}")
+        return loaded
+
+    @staticmethod
+    def _stage_tuples(cur: duckdb.DuckDBPyConnection, stage: str, names: list[str],
+                      rows: Iterable[tuple[Any, ...]]) -> None:
+        """Insert tuples in chunks, one list parameter per column (far faster than row by row)."""
+        select = ", ".join(f"unnest(${i + 1})" for i in range(len(names)))
+        chunk: list[tuple[Any, ...]] = []
+
+        def flush() -> None:
+            if chunk:
+                cols = [list(c) for c in zip(*chunk)]
+                cur.execute(f"INSERT INTO {quote(stage)} SELECT {select}", cols)
+                chunk.clear()
+
+        for row in rows:
+            if len(row) != len(names):
+                raise ValidationFailed(f"A row has {len(row)} values but there are {len(names)} columns.",
+                                       {"rows": "Wrong number of values."})
+            chunk.append(tuple(row))
+            if len(chunk) >= CHUNK:
+                flush()
+        flush()
+
+    def _append(self, cur: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str], stage: str,
+                subject_column: str | None) -> int:
+        names = list(columns)
+        existing = cur.execute("SELECT subject_column FROM _tables WHERE name = ?", [table]).fetchone()
+        if existing is None:
+            defs = ", ".join(f"{quote(n)} {columns[n].upper()}" for n in names)
+            slots = "".join(f", _excl_{i} BOOLEAN DEFAULT false" for i in range(1, EXCLUSION_SLOTS + 1))
+            cur.execute(f"CREATE TABLE {quote(table)} ({defs}, _subject_no BIGINT, _row BIGINT NOT NULL{slots})")
+            cur.execute("INSERT INTO _tables (name, subject_column) VALUES (?, ?)", [table, subject_column])
+        else:
+            have = [c for c in self.columns(table) if c not in SYSTEM_COLUMNS]
+            if have != names or existing[0] != subject_column:
+                raise ValidationFailed(f"The table '{table}' exists with other columns ({', '.join(have)}); "
+                                       "drop it first or load the same columns.", {"columns": "Do not match."})
+        cols = ", ".join(quote(n) for n in names)
+        if subject_column:
+            subj = quote(subject_column)
+            cur.execute(f"""INSERT INTO _subjects
+                SELECT p, (SELECT coalesce(max(subject_no), 0) FROM _subjects) + row_number() OVER (ORDER BY p)
+                FROM (SELECT DISTINCT {subj} AS p FROM {quote(stage)} WHERE {subj} IS NOT NULL) s
+                WHERE NOT EXISTS (SELECT 1 FROM _subjects x WHERE x.pseudonym = s.p)""")
+            cur.execute(f"""INSERT INTO {quote(table)} ({cols}, _subject_no, _row)
+                SELECT {', '.join('s.' + quote(n) for n in names)}, x.subject_no, nextval('_row_seq')
+                FROM {quote(stage)} s LEFT JOIN _subjects x ON x.pseudonym = s.{subj}""")
+        else:
+            cur.execute(f"INSERT INTO {quote(table)} ({cols}, _subject_no, _row) "
+                        f"SELECT {cols}, NULL, nextval('_row_seq') FROM {quote(stage)}")
+        loaded = cur.execute(f"SELECT count(*) FROM {quote(stage)}").fetchone()[0]
+        cur.execute("DELETE FROM _exclusions WHERE name = ?", [table])  # new rows: every materialised set is stale
+        self._refresh_info(cur, table, subject_column)
+        _unknown.pop(self.path, None)
+        return int(loaded)
+
+    @staticmethod
+    def _refresh_info(cur: duckdb.DuckDBPyConnection, table: str, subject_column: str | None) -> None:
+        one, top = False, 0
+        if subject_column:
+            total, distinct, top = cur.execute(f"SELECT count(*), count(DISTINCT _subject_no), "
+                                               f"coalesce(max(_subject_no), 0) FROM {quote(table)}").fetchone()
+            one = total == distinct
+        cur.execute("UPDATE _tables SET one_row_per_subject = ?, max_subject_no = ? WHERE name = ?", [one, top, table])
+
+    # --- opt-outs --------------------------------------------------------------------------------
+
+    def exclusion_filter(self, table: str, excluded: set[int] | list[int]) -> str:
+        """A condition leaving out the rows of these subjects ("" if none).
+
+        Opt-out sets change rarely and queries are many, so a set is materialised once as a boolean column
+        of the table (one of a few slots, the oldest reused first); later queries with the same set
+        test that column instead of probing a hash table per row. Loading rows forgets the slots.
+        """
+        check_identifier(table, "table")
+        if not excluded:
+            return ""
+        nos = sorted({int(n) for n in excluded})
+        key = hashlib.sha256(",".join(map(str, nos)).encode()).hexdigest()
+        with self.cursor() as cur:
+            hit = cur.execute("SELECT slot FROM _exclusions WHERE name = ? AND key = ?", [table, key]).fetchone()
+        if hit is None:
+            with _write_lock, self.cursor() as cur:
+                hit = cur.execute("SELECT slot FROM _exclusions WHERE name = ? AND key = ?", [table, key]).fetchone()
+                if hit is None:
+                    used = {r[0]: r[1] for r in cur.execute("SELECT slot, used FROM _exclusions WHERE name = ?",
+                                                            [table]).fetchall()}
+                    free = [i for i in range(1, EXCLUSION_SLOTS + 1) if i not in used]
+                    slot = free[0] if free else min(used, key=lambda i: used[i])
+                    cur.execute("CREATE OR REPLACE TEMP TABLE _excl_set (n BIGINT PRIMARY KEY)")
+                    cur.execute("INSERT INTO _excl_set SELECT unnest(?)", [nos])
+                    cur.execute("DELETE FROM _exclusions WHERE name = ? AND slot = ?", [table, slot])
+                    cur.execute(f"UPDATE {quote(table)} SET _excl_{slot} = (_subject_no IN (SELECT n FROM _excl_set))")
+                    cur.execute("INSERT INTO _exclusions VALUES (?, ?, ?, now())", [table, slot, key])
+                    hit = (slot,)
+        return f"NOT _excl_{int(hit[0])}"
+
+    # --- subjects (for data-subject requests) ----------------------------------------------------
+
+    def subject_nos(self, pseudonyms: Iterable[str]) -> dict[str, int]:
+        """The subject numbers of these pseudonyms (those the store has seen)."""
+        wanted = set(pseudonyms)
+        known = _known.setdefault(self.path, {})
+        unknown = _unknown.setdefault(self.path, set())
+        ask = sorted(p for p in wanted if p not in known and p not in unknown)
+        if ask:  # numbers never change once given, so each pseudonym is looked up once
+            with self.cursor() as cur:
+                rows = cur.execute("SELECT pseudonym, subject_no FROM _subjects WHERE pseudonym IN (SELECT unnest(?))",
+                                   [ask]).fetchall()
+            found = {p: int(n) for p, n in rows}
+            known.update(found)
+            unknown.update(p for p in ask if p not in found)
+        return {p: known[p] for p in wanted if p in known}
+
+    def _subject_column(self, table: str) -> str:
+        column, _ = self.table_info(check_identifier(table, "table"))
+        if not column:
+            raise ValidationFailed(f"The table '{table}' has no subject column.", {"table": "No subjects."})
+        return column
+
+    def update_rows(self, table: str, subject_pseudonym: str, changes: dict[str, Any]) -> int:
+        """Rectify: set ``changes`` on every row of this subject in ``table``; returns rows changed."""
+        column = self._subject_column(table)
+        allowed = set(self.columns(table)) - set(SYSTEM_COLUMNS) - {column}
+        if not changes:
+            raise ValidationFailed("Say which fields to change.", {"changes": "Empty."})
+        for name in changes:
+            if name not in allowed:
+                raise ValidationFailed(f"'{name}' is not a field of '{table}' that can be changed.", {name: "Unknown."})
+        sets = ", ".join(f"{quote(n)} = ?" for n in changes)
+        with _write_lock, self.cursor() as cur:
+            count = cur.execute(f"SELECT count(*) FROM {quote(table)} WHERE {quote(column)} = ?",
+                                [subject_pseudonym]).fetchone()[0]
+            cur.execute(f"UPDATE {quote(table)} SET {sets} WHERE {quote(column)} = ?",
+                        [*changes.values(), subject_pseudonym])
+        return int(count)
+
+    def delete_subject(self, table: str, pseudonym: str) -> int:
+        """Erase: delete every row of this subject from ``table``; returns rows deleted."""
+        column = self._subject_column(table)
+        with _write_lock, self.cursor() as cur:
+            count = cur.execute(f"SELECT count(*) FROM {quote(table)} WHERE {quote(column)} = ?",
+                                [pseudonym]).fetchone()[0]
+            cur.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = ?", [pseudonym])
+        return int(count)

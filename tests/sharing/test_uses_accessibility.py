@@ -1,0 +1,28 @@
+"""WCAG 2.2 AA on F's sharing pages (register, agreement, uses, a restricted dataset), with the shared axe helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.catalogue.live_server import serve_app
+from tests.web.axe import audit_paths, browser, local_page  # noqa: F401  (browser is a fixture)
+
+from .conftest import query_body
+
+
+@pytest.fixture
+def site(app, client, agreement, analyst) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    client.post("/api/sharing/queries", json=query_body(), headers=analyst.headers)
+    with serve_app(app) as url:
+        yield url
+
+
+@pytest.mark.parametrize("width", [1280, 320])
+def test_sharing_pages_have_no_wcag_22_aa_violations(browser, site, width: int) -> None:  # type: ignore[no-untyped-def]
+    with local_page(browser, site, width) as page:
+        problems = audit_paths(page, site, ["/sharing/agreements", "/sharing/agreements/home-fire-safety",
+                                            "/sharing/uses", "/sharing/uses?borough=Camden", "/dataset/fire-visits"],
+                               width)
+    assert not problems, "\n".join(problems)
