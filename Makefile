@@ -13,7 +13,7 @@ PORT ?= 8000
 demo: install assets ## Set up everything, load the demo data and serve on http://127.0.0.1:8000
 	$(BIN)/smartlondon db upgrade
 	$(BIN)/smartlondon demo
-	$(BIN)/smartlondon serve --host $(HOST) --port $(PORT)
+	SMARTLONDON_DEMO_FLEET=1 $(BIN)/smartlondon serve --host $(HOST) --port $(PORT)
 
 test: install assets ## Run the full test suite (SQLite; PostgreSQL too when SMARTLONDON_TEST_DATABASE_URL is set)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

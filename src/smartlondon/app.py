@@ -36,7 +36,8 @@ from .places import spatial as _places_spatial  # noqa: F401  (registers SQLite'
 
 STATIC = Path(__file__).parent / "web" / "static"
 CAPABILITY_TEMPLATES = ("smartlondon.catalogue", "smartlondon.catalogue.harvest", "smartlondon.core",
-                        "smartlondon.places", "smartlondon.sensors")
+                        "smartlondon.places", "smartlondon.sensors", "smartlondon.sharing",
+                        "smartlondon.insights")
 
 
 def create_app(settings: Settings | None = None, db: Database | None = None,
@@ -88,6 +89,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .sensors import ext_api as sensors_ext_api
 
     app.include_router(sensors_ext_api.router)  # STA extensions /sta/v1.1/ext/...: before the STA catch-all (docs/sensors-extensions.md)
+    from .sensors.calibration import api as sensors_calibration_api
+
+    app.include_router(sensors_calibration_api.router)  # /sta/v1.1/ext/calibrations (docs/sensors-calibration.md)
     from .sensors import ngsi_ld as sensors_ngsi_ld
 
     app.include_router(sensors_ngsi_ld.router)  # read-only NGSI-LD views /ngsi-ld/v1/entities (docs/sensors-extensions.md)
@@ -132,9 +136,30 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .sensors import mqtt as sensors_mqtt
 
     sensors_mqtt.install(app)  # the SensorThings MQTT bridge, when SMARTLONDON_MQTT_URL is set (docs/sensors-mqtt.md)
+    from .sensors import fleet as sensors_fleet
+
+    sensors_fleet.install(app)  # the simulated lamppost fleet publishes live, when SMARTLONDON_DEMO_FLEET is on (docs/sensors-fleet.md)
     from .sensors import pages as sensors_pages
 
     app.include_router(sensors_pages.router)  # /sensors map and list, /sensors/things/{id} (docs/sensors-web.md)
+    from .insights.airquality import pages as airquality_pages
+
+    app.include_router(airquality_pages.router)  # /insights/airquality/model: the model card (docs/insights-airquality.md)
+    from .sharing.privacy import api as privacy_api
+    from .sharing.privacy import pages as privacy_pages
+
+    app.include_router(privacy_api.router)  # /api/sharing: subject requests, opt-outs, trusts (docs/sharing-privacy.md)
+    app.include_router(privacy_pages.router)  # /sharing/pseudonymisation, /sharing/trusts, /sharing/your-data ...
+    from .sharing import api as sharing_api
+    from .sharing import pages as sharing_pages
+
+    app.include_router(sharing_api.router)  # /api/sharing/agreements, the gateway /api/sharing/queries (docs/sharing.md)
+    app.include_router(sharing_pages.router)  # /sharing/agreements register, /sharing/uses public record (docs/sharing.md)
+    from .sharing.disclosure import api as disclosure_api
+    from .sharing.disclosure import pages as disclosure_pages
+
+    app.include_router(disclosure_api.router)  # /api/sharing/reviews, /api/sharing/privacy-budgets (docs/sharing-disclosure.md)
+    app.include_router(disclosure_pages.router)  # /sharing/reviews: the two-person output review queue
     if STATIC.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

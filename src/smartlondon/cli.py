@@ -138,7 +138,7 @@ def user() -> None:
 @click.option("--name", "display_name", default="", help="Name shown on the site.")
 @click.option("--sysadmin", is_flag=True, help="Can do everything.")
 @click.option("--org", "orgs", multiple=True, metavar="ORG:ROLE",
-              help="A role in an organisation, e.g. camden:editor (member, editor, admin). Repeatable.")
+              help="A role in an organisation, e.g. camden:editor (member, editor, admin, reviewer). Repeatable.")
 @pass_env
 def user_create(env: Env, username: str, email: str, password: str, display_name: str, sysadmin: bool,
                 orgs: tuple[str, ...]) -> None:
@@ -157,7 +157,7 @@ def user_create(env: Env, username: str, email: str, password: str, display_name
 @user.command("role")
 @click.argument("username")
 @click.argument("organisation")
-@click.argument("role", type=click.Choice(["member", "editor", "admin", "none"]))
+@click.argument("role", type=click.Choice(["member", "editor", "admin", "reviewer", "none"]))
 @pass_env
 def user_role(env: Env, username: str, organisation: str, role: str) -> None:
     """Give USERNAME a ROLE in ORGANISATION (none removes it)."""
@@ -388,6 +388,18 @@ main.add_command(_places_commands)
 from .sensors.cli import sensors as _sensors_commands  # noqa: E402
 
 main.add_command(_sensors_commands)
+
+# --- sharing (LODA; each sharing part adds its commands to sharing/cli.py) ----------------------
+
+from .sharing.cli import sharing as _sharing_commands  # noqa: E402
+
+main.add_command(_sharing_commands)
+
+# --- insights (city analytics: air quality everywhere, docs/insights-airquality.md) -------------
+
+from .insights.cli import insights as _insights_commands  # noqa: E402
+
+main.add_command(_insights_commands)
 
 
 if __name__ == "__main__":

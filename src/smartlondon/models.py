@@ -10,6 +10,8 @@ def load_all_models() -> None:
     from .core import models as _core  # noqa: F401
     from .places import models as _places  # noqa: F401
     from .sensors import models as _sensors  # noqa: F401
+    from .sensors.calibration import models as _calibration  # noqa: F401
+    from .sensors import archive as _sensors_archive  # noqa: F401
     from .sharing import models as _sharing  # noqa: F401
     from .sharing.disclosure import models as _disclosure  # noqa: F401
     from .sharing.privacy import models as _privacy  # noqa: F401

@@ -69,7 +69,11 @@ class Settings:
     mqtt_url: str = ""                          # e.g. mqtt://127.0.0.1:1883; empty: no bridge, HTTP serves everything
     mqtt_client_id: str = "smartlondon-sta-bridge"  # the bridge's persistent MQTT session
     mqtt_select: str = ""                       # $select topics to publish to, separated by spaces
+    # the simulated smart lamppost fleet (docs/sensors-fleet.md): publishes live in `serve` when on
+    demo_fleet: bool = False
+    demo_fleet_seconds: float = 10.0            # one simulated hour of readings every this many seconds
     # sensor observations older than this move to Parquet files (docs/sensors-archive.md); 0: never
+    archive_after_days: int = 90                # `smartlondon sensors archive` without --older-than
     archive_path: Path | None = None            # default: <data_dir>/archive
     # LODA sharing (docs/sharing.md): restricted data and pseudonym keys live apart from everything else
     restricted_path: Path | None = None         # default: <data_dir>/restricted.duckdb
@@ -111,6 +115,9 @@ class Settings:
             mqtt_url=_env("MQTT_URL", "") or "",
             mqtt_client_id=_env("MQTT_CLIENT_ID", cls.mqtt_client_id) or cls.mqtt_client_id,
             mqtt_select=_env("MQTT_SELECT", "") or "",
+            demo_fleet=(_env("DEMO_FLEET", "0") or "0").lower() in {"1", "true", "yes", "on"},
+            demo_fleet_seconds=float(_env("DEMO_FLEET_SECONDS", "10") or 10),
+            archive_after_days=int(_env("ARCHIVE_AFTER_DAYS", "90") or 90),
             archive_path=Path(_env("ARCHIVE_PATH")).expanduser() if _env("ARCHIVE_PATH") else None,  # type: ignore[arg-type]
             restricted_path=Path(_env("RESTRICTED_PATH")).expanduser() if _env("RESTRICTED_PATH") else None,  # type: ignore[arg-type]
             keys_path=Path(_env("KEYS_PATH")).expanduser() if _env("KEYS_PATH") else None,  # type: ignore[arg-type]

@@ -2,7 +2,7 @@
 
 The output is parsed back with rdflib and validated with pySHACL against the official DCAT-AP 3
 shapes in ``../shared/data/standards`` (and the DCAT-AP recommended-property shapes, as warnings).
-The demo catalogue (265 real London datasets) is loaded once per backend and only read.
+The demo catalogue (265 real London datasets and the LODA demo's restricted one) is loaded once per backend and only read.
 """
 
 from __future__ import annotations
@@ -76,6 +76,10 @@ def recommended_shapes() -> Graph:
     return Graph().parse(RECOMMENDED_SHAPES, format="turtle")
 
 
+#: the demo's 265 real London datasets plus the LODA demo's restricted dataset (metadata only; sharing/demo.py)
+DEMO_DATASETS = 266
+
+
 def parse(response, fmt: str = "ttl") -> Graph:  # type: ignore[no-untyped-def]
     """A response body parsed back with rdflib."""
     return Graph().parse(data=response.content, format=FORMATS[fmt])
@@ -105,7 +109,7 @@ def demo_sqlite(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory)
 def _holds_demo(db: Database) -> bool:
     with db.session() as session:
         slugs = set(session.scalars(select(Dataset.slug)))
-    return len(slugs) == 265 and "london-borough-boundaries" in slugs
+    return len(slugs) == DEMO_DATASETS and "london-borough-boundaries" in slugs
 
 
 def _reset_postgres(db: Database) -> None:
@@ -179,6 +183,8 @@ def unexplained_warnings(findings: list[dcat.Finding], db: Database) -> list[dca
                     "(SELECT count(*) FROM dataset_theme t WHERE t.dataset_id = d.id), "
                     "(SELECT count(*) FROM dataset_area a WHERE a.dataset_id = d.id), d.bbox_west FROM dataset d"))}
         described = set(session.scalars(text("SELECT uuid FROM resource WHERE description <> ''")))
+        restricted = {uuid for uuid, extras in session.execute(select(Dataset.uuid, Dataset.extras))
+                      if (extras or {}).get("access_rights") == "restricted"}
     left = []
     for f in findings:
         if f.severity != "Warning":
@@ -195,6 +201,7 @@ def unexplained_warnings(findings: list[dcat.Finding], db: Database) -> list[dca
             or (f.path == "dct:spatial" and uuid in rows and not areas and west is None)
             or (f.path == "dct:spatial" and f.focus.endswith("/catalog"))  # no coverage is held for the catalogue
             or (f.path == "dct:description" and "/resource/" in f.focus and uuid not in described)
+            or (f.path == "dcat:distribution" and uuid in restricted)  # LODA: no download, the gateway only
             or (f.path in ("dcat:bbox", "dcat:centroid")
                 and f.focus.startswith(dcat.GSS_BASE))  # boroughs are named, their outlines are not held
         )
@@ -216,7 +223,7 @@ def test_each_serialisation_parses_back_to_the_same_valid_page(demo_client, demo
     assert dataset_nodes(graphs["ttl"]) == dataset_nodes(graphs["rdf"]) == dataset_nodes(graphs["jsonld"])
     assert len(graphs["ttl"]) == len(graphs["rdf"]) == len(graphs["jsonld"])
     catalogue = URIRef("http://testserver/catalog")
-    assert graphs["ttl"].value(catalogue, HYDRA.totalItems).toPython() == len(public_identifiers(demo_db)) == 265
+    assert graphs["ttl"].value(catalogue, HYDRA.totalItems).toPython() == len(public_identifiers(demo_db)) == DEMO_DATASETS
     for fmt, graph in graphs.items():
         assert violations(graph, official_shapes) == [], fmt
 
@@ -239,8 +246,8 @@ def test_hydra_paging_walks_every_dataset_exactly_once(demo_client, demo_db):
         if following is not None:
             assert f'<{following}>; rel="next"' in res.headers["link"]
         address = str(following).removeprefix("http://testserver") if following is not None else None
-    assert pages == math.ceil(265 / 40) == 7
-    assert len(seen) == len(set(seen)) == 265
+    assert pages == math.ceil(DEMO_DATASETS / 40) == 7
+    assert len(seen) == len(set(seen)) == DEMO_DATASETS
     assert set(seen) == public_identifiers(demo_db)
 
 
@@ -249,7 +256,7 @@ def test_the_whole_demo_catalogue_passes_the_official_shapes(demo_client, demo_d
     res = demo_client.get("/catalog.rdf", params={"page_size": 1000})
     assert res.status_code == 200 and res.headers["x-skipped-records"] == "0"
     graph = parse(res, "rdf")
-    assert len(dataset_nodes(graph)) == 265
+    assert len(dataset_nodes(graph)) == DEMO_DATASETS
     assert violations(graph, official_shapes) == []
     warnings = dcat.validate_graph(graph, recommended_shapes)
     assert unexplained_warnings(warnings, demo_db) == []

@@ -62,6 +62,7 @@ FREQUENCY_SCHEME = URIRef(EU + "frequency")
 FILE_TYPE_SCHEME = URIRef(EU + "file-type")
 ENGLISH = URIRef(EU + "language/ENG")
 PUBLIC_ACCESS = URIRef(EU + "access-right/PUBLIC")
+RESTRICTED_ACCESS = URIRef(EU + "access-right/RESTRICTED")  # LODA restricted datasets (docs/sharing.md)
 IANA_MEDIA_TYPES = "https://www.iana.org/assignments/media-types/"
 GSS_BASE = "http://statistics.data.gov.uk/id/statistical-geography/"
 SHA256 = SPDX.checksumAlgorithm_sha256
@@ -319,7 +320,11 @@ def add_dataset(graph: Graph, base_url: str, ds: DatasetView, organisations: dic
         graph.add((node, FOAF.page, _document(graph, page, "page")))
     if _text(ds.version):
         graph.add((node, DCAT.version, Literal(_text(ds.version))))
-    if not ds.private and ds.state == "active":
+    if (ds.extras or {}).get("access_rights") == "restricted":  # LODA: metadata public, data through the gateway only
+        graph.add((node, DCT.accessRights, RESTRICTED_ACCESS))
+        graph.add((RESTRICTED_ACCESS, RDF.type, DCT.RightsStatement))
+        graph.add((RESTRICTED_ACCESS, SKOS.prefLabel, Literal("Restricted", lang="en")))
+    elif not ds.private and ds.state == "active":
         graph.add((node, DCT.accessRights, PUBLIC_ACCESS))
         graph.add((PUBLIC_ACCESS, RDF.type, DCT.RightsStatement))
         graph.add((PUBLIC_ACCESS, SKOS.prefLabel, Literal("Public", lang="en")))

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from ..core.models import Organisation
-from .models import Dataset, DatasetArea, DatasetKeyword, DatasetTheme, Licence, Resource
+from .models import Dataset, DatasetArea, DatasetKeyword, DatasetPlace, DatasetTheme, Licence, Resource
 
 
 @dataclass(slots=True)
@@ -56,6 +56,13 @@ class AreaView:
     """A borough a listed dataset covers."""
 
     gss_code: str
+
+
+@dataclass(slots=True)
+class PlaceRefView:
+    """A place in the register (ldn: uid) a listed dataset names."""
+
+    place_uid: str
 
 
 @dataclass(slots=True)
@@ -116,10 +123,11 @@ class DatasetView:
     themes: list[ThemeView] = field(default_factory=list)
     areas: list[AreaView] = field(default_factory=list)
     resources: list[ResourceView] = field(default_factory=list)
+    place_refs: list[PlaceRefView] = field(default_factory=list)
 
 
 _DATASET_COLUMNS = [c for c in DatasetView.__dataclass_fields__
-                    if c not in ("organisation", "licence", "keywords", "themes", "areas", "resources")]
+                    if c not in ("organisation", "licence", "keywords", "themes", "areas", "resources", "place_refs")]
 _RESOURCE_COLUMNS = list(ResourceView.__dataclass_fields__)
 
 
@@ -139,6 +147,8 @@ _TAGS = union_all(
     .where(DatasetTheme.dataset_id.in_(_IDS)),
     select(DatasetArea.dataset_id, literal("a"), DatasetArea.gss_code, literal(0))
     .where(DatasetArea.dataset_id.in_(_IDS)),
+    select(DatasetPlace.dataset_id, literal("p"), DatasetPlace.place_uid, literal(0))
+    .where(DatasetPlace.dataset_id.in_(_IDS)),
 )
 _RESOURCES = (
     select(Resource.dataset_id, *[getattr(Resource, c) for c in _RESOURCE_COLUMNS])
@@ -166,6 +176,8 @@ def load_datasets(session: Session, ids: list[int]) -> list[DatasetView]:
             view.keywords.append(KeywordView(value))
         elif kind == "t":
             view.themes.append(ThemeView(value))
+        elif kind == "p":
+            view.place_refs.append(PlaceRefView(value))
         else:
             view.areas.append(AreaView(value))
     for row in session.execute(_RESOURCES, params):

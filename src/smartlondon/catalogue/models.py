@@ -97,6 +97,7 @@ class Dataset(Base):
     )
     themes: Mapped[list["DatasetTheme"]] = relationship(lazy="selectin", cascade="all, delete-orphan")
     areas: Mapped[list["DatasetArea"]] = relationship(lazy="selectin", cascade="all, delete-orphan")
+    place_refs: Mapped[list["DatasetPlace"]] = relationship(lazy="selectin", cascade="all, delete-orphan")
     resources: Mapped[list["Resource"]] = relationship(
         lazy="selectin", cascade="all, delete-orphan", order_by="Resource.position",
         back_populates="dataset",
@@ -129,6 +130,16 @@ class DatasetArea(Base):
 
     dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True)
     gss_code: Mapped[str] = mapped_column(String(9), primary_key=True)
+
+
+class DatasetPlace(Base):
+    """A place in the register (by its ``ldn:`` uid) that a dataset is about (dct:spatial)."""
+
+    __tablename__ = "dataset_place"
+    __table_args__ = (Index("ix_dataset_place_place_uid", "place_uid"),)
+
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"), primary_key=True)
+    place_uid: Mapped[str] = mapped_column(String(200), primary_key=True)
 
 
 class DatasetFacet(Base):

@@ -57,11 +57,11 @@ FIELD_LABELS = {
     "bbox": "Bounding box", "geography": "Smallest geography", "private": "Private", "state": "State",
     "featured": "Featured", "url": "Link", "filename": "File name", "format": "Format",
     "media_type": "Media type", "byte_size": "Size", "sha256": "SHA-256 checksum",
-    "table_schema": "Table Schema", "position": "Position", "kind": "Kind",
+    "table_schema": "Table Schema", "position": "Position", "kind": "Kind", "places": "Places",
 }
 DATASET_FORM_FIELDS = ("publisher", "title", "slug", "description", "licence", "contact_name", "contact_email",
                        "keywords", "themes", "frequency", "temporal_start", "temporal_end", "boroughs", "bbox",
-                       "geography", "private")
+                       "geography", "private", "places")
 RESOURCE_FORM_FIELDS = ("title", "description", "format", "upload", "url")
 _md = MarkdownIt("commonmark", {"html": False})
 
@@ -270,7 +270,7 @@ def _values_from_dataset(ds: Dataset) -> dict[str, Any]:
     return {**{name: record.get(name) or "" for name in DATASET_FORM_FIELDS},
             "keywords": ", ".join(record["keywords"]), "themes": record["themes"], "boroughs": record["boroughs"],
             "bbox": ", ".join(f"{v:g}" for v in record["bbox"]) if record["bbox"] else "",
-            "private": bool(record["private"])}
+            "private": bool(record["private"]), "places": "\n".join(record["places"])}
 
 
 def _form_page(ctx: Context, *, mode: str, values: dict[str, Any], errors: dict[str, str],
@@ -430,6 +430,11 @@ def _metadata_rows(ctx: Context, ds: Dataset) -> list[dict[str, Any]]:
                                          for c in sorted(codes, key=lambda c: names.get(c, c))])))
     else:
         rows.append(("Boroughs", "Not given"))
+    from ..places.links import places_of_dataset  # coverage as places in the register (docs/places-links.md)
+
+    covered = places_of_dataset(ctx.session, ds)
+    if covered:
+        rows.append(("Places", joined([link(p["href"], p["name"]) for p in covered])))
     box = service.bbox_of(ds)
     rows.append(("Bounding box", "West {:g}, south {:g}, east {:g}, north {:g} (WGS84 degrees)".format(*box)
                  if box else "Not given"))

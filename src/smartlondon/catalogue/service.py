@@ -15,7 +15,7 @@ import uuid
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..core import audit, events
@@ -26,7 +26,7 @@ from ..core.models import Organisation
 from ..core.reference import DEFAULT_LICENCE, FREQUENCIES, GEOGRAPHIES, THEMES
 from . import index
 from .formats import display_format, guess_format, media_type_for, normalise_format
-from .models import Dataset, DatasetArea, DatasetKeyword, DatasetTheme, Licence, Resource
+from .models import Dataset, DatasetArea, DatasetKeyword, DatasetPlace, DatasetTheme, Licence, Resource
 
 SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,98}[a-z0-9]$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -37,7 +37,7 @@ URL = re.compile(r"^https?://[^\s]+$")
 DATASET_FIELDS = (
     "slug", "title", "description", "publisher", "licence", "contact_name", "contact_email", "keywords",
     "themes", "frequency", "temporal_start", "temporal_end", "boroughs", "bbox", "geography", "private",
-    "state", "featured", "landing_page", "version", "extras",
+    "state", "featured", "landing_page", "version", "extras", "places",
 )
 RESOURCE_FIELDS = ("title", "description", "url", "format", "media_type", "table_schema", "position", "extras")
 
@@ -201,6 +201,11 @@ def clean_dataset(session: Session, data: dict[str, Any], existing: Dataset | No
             if bad:
                 errors[name] = f"'{bad[0]}' is not the GSS code of a London borough (like E09000007 for Camden)."
         out[name] = values
+    if present("places"):  # any place in the register, by its ldn: uid (see docs/places-links.md)
+        try:
+            out["places"] = _clean_places(session, _as_list(data.get("places")))
+        except (TypeError, ValueError) as exc:
+            errors["places"] = str(exc) if isinstance(exc, ValueError) else "Give the places as a list of ldn: identifiers."
     if present("keywords"):
         try:
             keywords = list(dict.fromkeys(k.lower() for k in _as_list(data.get("keywords"))))
@@ -322,6 +327,36 @@ def _apply(ds: Dataset, cleaned: dict[str, Any]) -> None:
         ds.themes = [DatasetTheme(theme=t) for t in cleaned["themes"]]
     if "boroughs" in cleaned:
         ds.areas = [DatasetArea(gss_code=g) for g in cleaned["boroughs"]]
+    if "places" in cleaned:
+        ds.place_refs = [DatasetPlace(place_uid=u) for u in cleaned["places"]]
+
+
+def _clean_places(session: Session, values: list[str]) -> list[str]:
+    """Register uids a dataset is about, each checked through the places service (ValueError says what to fix)."""
+    from ..places import service as places_service
+
+    uids = list(dict.fromkeys(v.strip() for v in values if v.strip()))
+    for uid in uids:
+        if not uid.startswith("ldn:"):
+            raise ValueError(f"'{uid}' is not a place identifier; they start with 'ldn:', like ldn:borough:E09000007.")
+        try:
+            place = places_service.get_place(session, uid)
+        except NotFound:
+            raise ValueError(f"There is no place '{uid}' in the register; find it at /places/search.") from None
+        if place.status == "retired":
+            instead = f"; use {', '.join(place.successors)} instead" if place.successors else ""
+            raise ValueError(f"The place '{uid}' is retired{instead}.")
+    return uids[:200]
+
+
+def datasets_about_places(session: Session, gss_codes: list[str], place_uids: list[str], *,
+                          limit: int = 20, offset: int = 0) -> tuple[int, list[Dataset]]:
+    """Public datasets covering any of ``gss_codes`` or naming any of ``place_uids``: (how many, one page by title)."""
+    ids = select(DatasetArea.dataset_id).where(DatasetArea.gss_code.in_(gss_codes or [""])).union(
+        select(DatasetPlace.dataset_id).where(DatasetPlace.place_uid.in_(place_uids or [""])))
+    query = select(Dataset).where(Dataset.id.in_(ids), Dataset.state == "active", Dataset.private.is_(False))
+    total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+    return total, list(session.scalars(query.order_by(Dataset.title_sort, Dataset.id).offset(offset).limit(limit)))
 
 
 def _slug_taken(session: Session, slug: str, except_id: int | None = None) -> bool:
@@ -460,6 +495,9 @@ def add_resource(session: Session, actor: Actor, ds: Dataset, data: dict[str, An
                  resource_uuid: str | None = None) -> Resource:
     """Add a resource: an uploaded file (``stored``, from storage) or a link (``data['url']``)."""
     _check_can_publish(actor, ds.organisation)
+    if (ds.extras or {}).get("access_rights") == "restricted":  # LODA (docs/sharing.md): never downloadable
+        raise Forbidden("This is a restricted dataset: its data is reached only through the LODA gateway under an "
+                        "agreement, so it cannot have downloadable resources.")
     kind = "upload" if stored is not None else "link"
     if kind == "upload" and not data.get("title"):
         data = {**data, "title": filename or "Data file"}
@@ -563,6 +601,7 @@ def dataset_record(ds: Dataset) -> dict[str, Any]:
         "temporal_start": ds.temporal_start.isoformat() if ds.temporal_start else None,
         "temporal_end": ds.temporal_end.isoformat() if ds.temporal_end else None,
         "boroughs": [a.gss_code for a in ds.areas], "bbox": bbox_of(ds), "geography": ds.geography,
+        "places": [p.place_uid for p in ds.place_refs],
         "private": ds.private, "state": ds.state, "featured": ds.featured,
         "landing_page": ds.landing_page or "", "version": ds.version or "", "extras": dict(ds.extras or {}),
     }

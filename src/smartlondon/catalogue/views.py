@@ -66,6 +66,14 @@ def facet_view(session: Session, result: SearchResult) -> list[dict[str, Any]]:
             link = query_string(request, page=None, **{facet: others if chosen else [*others, value]})
             items.append({"value": value, "label": labels.get(facet, {}).get(value, value), "count": count,
                           "selected": chosen, "toggle": "?" + link})
+        if facet == "borough" and items:  # names and place pages from the places register
+            from ..places.links import gss_names
+
+            register = gss_names(session, [item["value"] for item in items])
+            for item in items:
+                if item["value"] in register:
+                    uid, name = register[item["value"]]
+                    item.update(label=name, place={"uid": uid, "href": f"/places/{uid}"})
         if facet in ("openness", "charter"):  # best first, like the scale they are on
             order = list(labels[facet])[::-1] if facet == "openness" else list(labels[facet])
             items.sort(key=lambda item: order.index(item["value"]) if item["value"] in order else len(order))

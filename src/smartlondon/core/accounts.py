@@ -70,6 +70,11 @@ class Actor:
         """Ids of the organisations this actor may publish for (empty for sysadmins: all)."""
         return [org for org, role in self.roles.items() if role in ("editor", "admin")]
 
+    @property
+    def can_review_outputs(self) -> bool:
+        """True if this actor is an output reviewer (the "reviewer" role) of some organisation."""
+        return self.user is not None and "reviewer" in self.roles.values()
+
 
 ANONYMOUS = Actor()
 COMMAND_LINE = Actor(via="cli")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .db import Base, JSONType, UTCDateTime, utcnow
 
-ROLES = ("member", "editor", "admin")
+ROLES = ("member", "editor", "admin", "reviewer")  # reviewer: checks LODA outputs (sharing.disclosure)
 
 
 class Organisation(Base):

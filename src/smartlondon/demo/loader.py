@@ -92,9 +92,16 @@ def load_demo(db: Database, settings: Settings, progress: Progress | None = None
             progress.advance(task)
     from ..sensors.laqn import load_demo_network  # the real LAQN network in the sensor hub (docs/sensors-web.md)
     load_demo_network(db, progress, settings.base_url.rstrip("/") + "/sta/v1.1")
+    from ..sensors.fleet import load_demo_fleet  # the simulated smart lampposts, calibrated (docs/sensors-fleet.md)
+    load_demo_fleet(db, progress, settings.base_url.rstrip("/") + "/sta/v1.1")
     from ..places.importer import load_demo as load_places  # the register's areas, stations and sites (docs/places.md)
 
     with db.session() as session:
         load_places(session)
-    return {"datasets": len(plans), "created": created, "files": files, "organisations": organisations,
+    from ..sharing.demo import load_demo as load_sharing  # LODA: home fire safety visits, synthetic people (docs/sharing-privacy.md)
+
+    with db.session() as session:
+        shared = load_sharing(session, settings)  # one restricted catalogue dataset (metadata only, no files)
+    created += 1 if shared["created"] else 0
+    return {"datasets": len(plans) + 1, "created": created, "files": files, "organisations": organisations,
             "password": password}
