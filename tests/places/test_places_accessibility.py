@@ -14,7 +14,7 @@ import pytest
 from smartlondon.places import review
 from smartlondon.core import accounts
 from tests.catalogue.live_server import serve_app
-from tests.web.axe import audit, audit_paths, browser, local_page  # noqa: F401  (browser is a fixture)
+from tests.web.axe import audit, audit_paths, browser, local_page, script_errors  # noqa: F401  (browser is a fixture)
 
 from .test_places_links import BLOOMSBURY, EUSTON_ROAD, add_datasets, add_thing, load_camden
 
@@ -49,22 +49,13 @@ def _map_drawn(page, path: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_the_place_map_draws_under_the_sites_content_security_policy(browser, site) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
-                      else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    with local_page(browser, site, 1280, keep_csp=True) as page:
+        errors = script_errors(page)
         response = page.goto(site + "/places/ldn:borough:E09000007")
         assert response is not None and response.status == 200
         page.locator(".app-place-map--live .leaflet-interactive").nth(2).wait_for()  # Camden and its 2 sensors
         assert page.locator(".app-place-map--live svg.app-place-map").count() == 0  # the drawing gave way to the map
         assert not errors, errors
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("width", [1280, 320])

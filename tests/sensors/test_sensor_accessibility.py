@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.catalogue.live_server import serve_app
-from tests.web.axe import audit_paths, browser, local_page  # noqa: F401  (browser is a fixture)
+from tests.web.axe import audit_paths, browser, local_page, script_errors  # noqa: F401  (browser is a fixture)
 from smartlondon.sensors import laqn
 
 
@@ -25,15 +25,8 @@ def site(app, db) -> Iterator[str]:  # type: ignore[no-untyped-def]
 
 
 def test_map_draws_under_the_sites_content_security_policy(browser, site) -> None:  # type: ignore[no-untyped-def]
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    try:
-        context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(site)
-                      else route.abort())
-        page = context.new_page()
-        page.set_default_timeout(15_000)
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    with local_page(browser, site, 1280, keep_csp=True) as page:
+        errors = script_errors(page)
         response = page.goto(site + "/sensors")
         assert response is not None and response.status == 200
         # the borough outlines (33) and a marker per site (3), all served by the app itself
@@ -43,8 +36,6 @@ def test_map_draws_under_the_sites_content_security_policy(browser, site) -> Non
         page.locator("#sensor-map path.leaflet-interactive").first.click()
         page.locator(".leaflet-popup-content a.govuk-link").wait_for()
         assert not errors, errors
-    finally:
-        context.close()
 
 
 @pytest.mark.parametrize("width", [1280, 320])

@@ -48,9 +48,12 @@ def browser() -> Iterator[Any]:
 
 
 @contextmanager
-def local_page(browser: Any, base: str, width: int) -> Iterator[Any]:
-    """A page ``width`` CSS pixels wide that may load only from ``base`` (nothing from the internet)."""
-    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=True)
+def local_page(browser: Any, base: str, width: int, *, keep_csp: bool = False) -> Iterator[Any]:
+    """A page ``width`` CSS pixels wide that may load only from ``base`` (nothing from the internet).
+
+    axe-core is injected as a script, so the site's Content-Security-Policy is bypassed unless
+    ``keep_csp`` (for checking that the page's own scripts run under it)."""
+    context = browser.new_context(viewport={"width": width, "height": 900}, bypass_csp=not keep_csp)
     try:
         context.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
                       else route.abort())
@@ -59,6 +62,14 @@ def local_page(browser: Any, base: str, width: int) -> Iterator[Any]:
         yield page
     finally:
         context.close()
+
+
+def script_errors(page: Any) -> list[str]:
+    """A list that collects the page's script errors and console errors from now on."""
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    return errors
 
 
 def audit(page: Any, label: str, width: int) -> list[str]:
