@@ -20,6 +20,7 @@ training readings of hour ``t`` (the field); an hour with no training readings g
 from __future__ import annotations
 
 import warnings
+from abc import ABCMeta, abstractmethod
 
 import numpy as np
 from scipy.optimize import curve_fit
@@ -37,7 +38,7 @@ Z90 = 1.6448536269514722  # the normal quantile of a central 90% interval
 MIN_STD = 0.5  # µg/m³: no estimate is surer than this
 
 
-class FieldEstimator(RegressorMixin, BaseEstimator):
+class FieldEstimator(RegressorMixin, BaseEstimator, metaclass=ABCMeta):
     """What the estimators share: the training readings as an hourly field, predictions hour by hour."""
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "FieldEstimator":
@@ -69,8 +70,9 @@ class FieldEstimator(RegressorMixin, BaseEstimator):
             mean[known], std[known] = m, np.maximum(s, MIN_STD)
         return (mean, std) if return_std else mean
 
+    @abstractmethod
     def _predict_rows(self, X: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
+        """Mean and standard deviation of known-hour rows ``X`` (``h``: their hour indexes)."""
 
 
 def _checked(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,7 @@ and registering it there.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -61,7 +62,7 @@ def agreement(predicted: np.ndarray, reference: np.ndarray) -> dict[str, float]:
             "mae": round(float(np.mean(np.abs(error))), 4), "bias": round(float(np.mean(error)), 4)}
 
 
-class CalibrationModel:
+class CalibrationModel(ABC):
     """The interface of every calibration model (see the module docstring)."""
 
     kind: ClassVar[str] = ""
@@ -72,13 +73,13 @@ class CalibrationModel:
         self.params: dict[str, Any] = {}
         self.fit_stats: dict[str, Any] = {}
 
+    @abstractmethod
     def fit(self, pairs: Pairs) -> "CalibrationModel":
         """Learn the parameters from co-located pairs; returns the model."""
-        raise NotImplementedError
 
+    @abstractmethod
     def predict(self, raw: Any, humidity: Any = None, temperature: Any = None) -> np.ndarray:
         """Calibrated values of raw readings (NaN covariates are taken at their fit mean)."""
-        raise NotImplementedError
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "CalibrationModel":
