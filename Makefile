@@ -13,10 +13,21 @@ PORT ?= 8000
 demo: install assets ## Set up everything, load the demo data and serve on http://127.0.0.1:8000
 	$(BIN)/smartlondon db upgrade
 	$(BIN)/smartlondon demo
-	SMARTLONDON_DEMO_FLEET=1 $(BIN)/smartlondon serve --host $(HOST) --port $(PORT)
+	SMARTLONDON_DEMO_FLEET=1 SMARTLONDON_NOWCAST=1 $(BIN)/smartlondon serve --host $(HOST) --port $(PORT)
+
+# `make test`: the MQTT broker's tests first, serially (its topics are fixed), then the rest on
+# TEST_WORKERS pytest-xdist workers, whole files per worker (each worker has its own PostgreSQL
+# database). TEST_JUNIT=var/x writes var/x-mqtt.xml and var/x-rest.xml. Both passes always run.
+TEST_WORKERS ?= 2
+TEST_JUNIT ?=
 
 test: install assets ## Run the full test suite (SQLite; PostgreSQL too when SMARTLONDON_TEST_DATABASE_URL is set)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	status=0; \
+	$(BIN)/python -m pytest -m mqtt $(if $(TEST_JUNIT),--junitxml=$(TEST_JUNIT)-mqtt.xml) $(PYTEST_ARGS) \
+	  || [ $$? -eq 5 ] || status=1; \
+	$(BIN)/python -m pytest -m "not mqtt" -n $(TEST_WORKERS) --dist loadfile \
+	  $(if $(TEST_JUNIT),--junitxml=$(TEST_JUNIT)-rest.xml) $(PYTEST_ARGS) || status=1; \
+	exit $$status
 
 install: $(STAMP)
 

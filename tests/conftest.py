@@ -3,6 +3,12 @@
 Every test that uses the database runs on SQLite, and again on PostgreSQL when
 ``SMARTLONDON_TEST_DATABASE_URL`` is set (as ``.ci/run`` does). The schema is migrated once per
 run; each test then starts from a clean, seeded database.
+
+Under pytest-xdist (``make test`` runs ``-n 2``) each worker has its own PostgreSQL database,
+named after the one in ``SMARTLONDON_TEST_DATABASE_URL`` plus the worker id (``..._gw0``), made
+with PostGIS if it is missing. Tests that talk to the MQTT broker (their module imports
+``tests/sensors/mqtt_support.py``, or they carry ``@pytest.mark.mqtt``) are marked ``mqtt``:
+the broker's topics are fixed, so ``make test`` runs them in a serial pass of their own.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from smartlondon.app import create_app
 from smartlondon.catalogue.facets import counter_for
@@ -26,6 +33,48 @@ from smartlondon.settings import Settings
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 PG_URL = os.environ.get("SMARTLONDON_TEST_DATABASE_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if PG_URL else ["sqlite"]
+
+
+def _uses_broker(module: object) -> bool:
+    """Whether a test module uses the MQTT test helpers (and so the broker's fixed topics)."""
+    return any(str(getattr(value, "__module__", "")).endswith("mqtt_support") for value in vars(module).values())
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test of a module that uses the MQTT broker with ``mqtt``."""
+    seen: dict[str, bool] = {}
+    for item in items:
+        module = getattr(item, "module", None)
+        if module is None:
+            continue
+        if module.__name__ not in seen:
+            seen[module.__name__] = _uses_broker(module)
+        if seen[module.__name__]:
+            item.add_marker(pytest.mark.mqtt)
+
+
+def worker_database_url(url: str, worker: str | None) -> str:
+    """The PostgreSQL database of this pytest-xdist worker: the given one, suffixed with the worker id."""
+    if not worker or worker == "master":
+        return url
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database}_{worker}").render_as_string(hide_password=False)
+
+
+def _ensure_database(url: str) -> None:
+    """Create the PostgreSQL database of ``url`` (with PostGIS) if it does not exist."""
+    parsed = make_url(url)
+    maintenance = create_engine(parsed.set(drivername="postgresql+psycopg", database="postgres"),
+                                isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"),
+                                  {"name": parsed.database}).first()
+            if not exists:
+                conn.exec_driver_sql(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        maintenance.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +93,11 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def pg_database() -> Iterator[Database]:
-    """The PostgreSQL test database, migrated once."""
-    db = Database(PG_URL)
+    """The PostgreSQL test database (this worker's own under pytest-xdist), migrated once."""
+    url = worker_database_url(PG_URL, os.environ.get("PYTEST_XDIST_WORKER"))
+    if url != PG_URL:
+        _ensure_database(url)
+    db = Database(url)
     with db.engine.begin() as conn:
         conn.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
@@ -54,12 +106,50 @@ def pg_database() -> Iterator[Database]:
     db.dispose()
 
 
+# A table whose file is larger than this is emptied with TRUNCATE (quicker than DELETE for many rows).
+_TRUNCATE_FROM_BYTES = 1 << 20
+_probes: dict[tuple[str, ...], str] = {}
+
+
+def _filled_tables(conn, tables: list[str]) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    """The tables that hold rows, each with the size of its file in bytes (one query)."""
+    key = tuple(tables)
+    if key not in _probes:
+        quote = conn.dialect.identifier_preparer.quote
+        _probes[key] = " UNION ALL ".join(
+            f"SELECT '{name}', pg_relation_size('{quote(name)}') WHERE EXISTS (SELECT 1 FROM {quote(name)})"
+            for name in tables if "'" not in name)
+    return [(row[0], row[1]) for row in conn.exec_driver_sql(_probes[key])]
+
+
 def _reset_postgres(db: Database) -> None:
+    """Empty every table (but PostGIS's and Alembic's), restart the sequences, and seed again.
+
+    TRUNCATE of all ~70 tables makes new files for each table and index: about 0.1 s a test on a
+    quiet machine, about 1 s when other PostgreSQL work competes for the disk. So, as a superuser
+    (CI's ``postgres``), only the tables holding rows are emptied, with DELETE under
+    ``session_replication_role = replica`` (no foreign-key checks or row triggers, like
+    TRUNCATE; large tables still TRUNCATE), and the used sequences are set back to their start.
+    """
     with db.engine.begin() as conn:
         tables = [r[0] for r in conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
             "AND tablename NOT IN ('alembic_version', 'spatial_ref_sys')"))]
-        conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        if conn.exec_driver_sql("SHOW is_superuser").scalar() != "on":
+            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            filled = _filled_tables(conn, tables)
+            quote = conn.dialect.identifier_preparer.quote
+            large = [quote(name) for name, size in filled if size >= _TRUNCATE_FROM_BYTES]
+            if large:
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(large)} RESTART IDENTITY CASCADE")
+            conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+            for name, size in filled:
+                if size < _TRUNCATE_FROM_BYTES:
+                    conn.exec_driver_sql(f"DELETE FROM {quote(name)}")
+            conn.execute(text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, start_value, false) "
+                "FROM pg_sequences WHERE schemaname = 'public' AND last_value IS NOT NULL"))
     with db.session() as session:
         reference.seed(session)
     counter_for(db.engine).invalidate()  # ids restarted: the facet counter must not trust its marks
