@@ -11,10 +11,10 @@ training readings of hour ``t`` (the field); an hour with no training readings g
   the readings standardised hour by hour), scaled by each hour's own variance; kriging variance.
 * ``KrigingSiteType``: kriging with an external drift (the roadside/kerbside indicator), so roads and
   background get their own level each hour; the correlogram is fitted to the residuals of that drift.
-* ``AirQualityModel`` (ours): kriging with a site-type term, corrected by gradient boosting
-  (``HistGradientBoostingRegressor``) on what is known at a place with no monitor (the same hour at
-  the other sites, site type, traffic, weather, time),
-  its 90% interval calibrated by conformal prediction on out-of-fold residuals of the training sites.
+* ``AirQualityModel`` (ours): in log space, a place's long-run level plus the hour's shared anomaly
+  field: the level learned per training site and predicted at a new place from its type and the
+  nearby sites' levels, the anomaly kriged hour by hour with a roadside drift; its 90% interval
+  calibrated by split conformal prediction over groups of training sites.
 """
 
 from __future__ import annotations
@@ -25,14 +25,10 @@ from abc import ABCMeta, abstractmethod
 import numpy as np
 from scipy.optimize import curve_fit
 from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.utils.validation import check_is_fitted
 
 from .data import Traffic, Weather
-from .features import (
-    FEATURES, HOUR, Field, StaticFeatures, WeatherFeatures, field_features, time_features,
-    unique_points,
-)
+from .features import HOUR, SAME_PLACE_METRES, Field, StaticFeatures, unique_points
 
 Z90 = 1.6448536269514722  # the normal quantile of a central 90% interval
 MIN_STD = 0.5  # µg/m³: no estimate is surer than this
@@ -209,7 +205,9 @@ class OrdinaryKriging(FieldEstimator):
         dist_s = field.distances(field.easting, field.northing)
         drift_sites = self._drift(field.roadside)
         drift_points = self._drift(points[:, 2])
-        _, hour_scale = _standardised(field.values, drift_sites)
+        hour_scale = np.full(len(field.hours), np.nan)
+        needed = np.unique(h)  # only the hours asked for (a grid is one hour, not the whole history)
+        hour_scale[needed] = _standardised(field.values[needed], drift_sites)[1]
         for rows, locs in _by_pattern(field, h):
             uses_drift = drift_sites is not None and len(np.unique(drift_sites[locs])) > 1
             n_drift = 2 if uses_drift else 1
@@ -281,110 +279,210 @@ class KrigingSiteType(OrdinaryKriging):
 
 # --- our model -------------------------------------------------------------------------------
 
-def _location_index(field: Field, X: np.ndarray) -> np.ndarray:
-    """For each row of ``X``, the nearest location of the field."""
-    points, inverse = unique_points(X)
-    return field.distances(points[:, 0], points[:, 1]).argmin(axis=1)[inverse]
+def site_levels(log_values: np.ndarray, iterations: int = 20) -> np.ndarray:
+    """Each location's long-run level in log space: the site term of an additive hour + site fit
+    (``log y[h, l] ≈ hour[h] + level[l]``, alternating means over the readings there are), centred on 0.
+    Alternating means, not raw site means, so a site that misses dirty hours is not thought clean."""
+    hour = np.nanmean(log_values, axis=1)
+    level = np.zeros(log_values.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an hour with no reading at all stays NaN
+        for _ in range(iterations):
+            level = np.nanmean(log_values - hour[:, None], axis=0)
+            level -= np.nanmean(level)
+            hour = np.nanmean(log_values - level[None, :], axis=1)
+    return np.nan_to_num(level)
+
+
+class SiteLevels:
+    """The long-run level of a place with no monitor: a ridge regression of the training sites' levels on
+    site features (by default only roadside or not), plus an exponentially weighted mean of the
+    nearby training sites' departures from that regression (weights ``exp(-d / range)``, shrunk towards
+    the regression by a prior weight), so a place near dirtier-than-their-type sites is thought dirtier."""
+
+    def __init__(self, features: np.ndarray, easting: np.ndarray, northing: np.ndarray, levels: np.ndarray,
+                 ridge: float, range_m: float, prior: float) -> None:
+        self.mu = features.mean(axis=0)
+        self.sd = features.std(axis=0) + 1e-9
+        A = self._design(features)
+        penalty = np.eye(A.shape[1]) * ridge
+        penalty[0, 0] = 0.0
+        self.coef = np.linalg.solve(A.T @ A + penalty, A.T @ levels)
+        self.easting, self.northing = easting, northing
+        self.departure = levels - A @ self.coef
+        self.range_m, self.prior = range_m, prior
+
+    def _design(self, features: np.ndarray) -> np.ndarray:
+        return np.column_stack([np.ones(len(features)), (features - self.mu) / self.sd])
+
+    def predict(self, features: np.ndarray, easting: np.ndarray, northing: np.ndarray) -> np.ndarray:
+        """The level at each point (a training site at the very point is ignored: this is for unseen places)."""
+        d = np.hypot(easting[:, None] - self.easting[None, :], northing[:, None] - self.northing[None, :])
+        w = np.where(d < SAME_PLACE_METRES, 0.0, np.exp(-d / self.range_m))
+        return self._design(features) @ self.coef + (w @ self.departure) / (w.sum(axis=1) + self.prior)
 
 
 class AirQualityModel(FieldEstimator):
-    """Kriging with a site-type term, corrected by gradient boosting on what is known where there is no
-    monitor, with a conformal 90% interval.
+    """Our model: a place's long-run level times the hour's shared field, in log space, with a conformal 90%
+    interval.
 
-    The baseline is ``KrigingSiteType`` of the hour's readings; for training readings it is their
-    closed-form leave-one-out kriging (``leave_one_out``), so the trees learn corrections from exactly
-    what a place with no monitor sees. The trees (slow learning rate, large leaves) see the kriged
-    value and these features (``features.FEATURES``): the same hour at the other monitors (inverse-distance fields of
-    background and roadside sites, the nearest background reading and its distance, the hour's means,
-    median and spread), the site type, distance to the centre, DfT traffic flows within 100 m, 300 m
-    and 1 km, HGVs within 300 m, distance to a major road, the nearest count point's flow, ERA5
-    weather at the nearest covered site, hour of day and day of week. Every training row's features
-    leave out its own site, so training sees exactly what a place with no monitor sees.
+    ``log(y + shift) = level(place) + anomaly(hour, place)``. Fitting: each training site's long-run
+    ``level`` is the site term of an additive hour + site fit of its log readings (``site_levels``); the
+    hourly ``anomaly`` (log reading minus the site's level) is spatially smooth and is kriged hour by
+    hour with a roadside/background drift (``KrigingSiteType`` in log space, so roads get their own rush
+    hours). At a place with no monitor the level is predicted by ``SiteLevels`` (roadside or not, plus
+    the nearby sites' departures from their type, within ``level_range_m``); at a training monitor its
+    own level is used. With ``use_traffic`` the level regression also sees the DfT traffic features
+    (``features.STATIC_FEATURES``; off by default: it did not help on Q1 2023, see the docs).
 
-    The interval: the training sites are split into ``calibration_folds`` groups; each group is
-    predicted by a model fitted without it; a scale model learns the size of those out-of-site errors
-    and the 90% quantile of the errors divided by that scale (split conformal, by site) sets the std.
+    The std: the log-space variance is the kriging variance of the anomaly plus the mean squared
+    leave-one-site-out error of the level regression over the training sites; the interval
+    ``exp(log mean ± 1.645 sd) - shift`` gives a half-width, and a split conformal factor by site
+    (training sites in ``calibration_folds`` groups, each group predicted by a model fitted without
+    it: the 90% quantile of |error| / std) scales it so that ``mean ± 1.645 std`` covers 90% of
+    out-of-site readings. ``weather``/``weather_places`` are accepted for the common signature and not used.
     """
 
+    #: changes whenever a fitted model's attributes change, so that caches of older fits are not loaded
+    FORMAT = 2
+
     def __init__(self, weather: Weather | None = None, weather_places: dict | None = None,
-                 traffic: Traffic | None = None, max_iter: int = 100, learning_rate: float = 0.03,
-                 max_leaf_nodes: int = 15, min_samples_leaf: int = 1000, max_training_rows: int | None = 15_000,
-                 calibration_folds: int = 3, random_state: int = 0) -> None:
+                 traffic: Traffic | None = None, shift: float = 2.0, level_ridge: float = 1.0,
+                 level_range_m: float = 2000.0, level_prior: float = 1.0, use_traffic: bool = False,
+                 calibration_folds: int = 3, calibration_rows: int | None = 30_000, random_state: int = 0) -> None:
         self.weather = weather
         self.weather_places = weather_places
         self.traffic = traffic
-        self.max_iter = max_iter
-        self.learning_rate = learning_rate
-        self.max_leaf_nodes = max_leaf_nodes
-        self.min_samples_leaf = min_samples_leaf
-        self.max_training_rows = max_training_rows
+        self.shift = shift
+        self.level_ridge = level_ridge
+        self.level_range_m = level_range_m
+        self.level_prior = level_prior
+        self.use_traffic = use_traffic
         self.calibration_folds = calibration_folds
+        self.calibration_rows = calibration_rows
         self.random_state = random_state
 
-    def _booster(self, loss: str = "squared_error", max_iter: int | None = None) -> HistGradientBoostingRegressor:
-        return HistGradientBoostingRegressor(loss=loss, max_iter=max_iter or self.max_iter,
-                                             learning_rate=self.learning_rate, max_leaf_nodes=self.max_leaf_nodes,
-                                             min_samples_leaf=self.leaf_size_, l2_regularization=1.0,
-                                             early_stopping=False, random_state=self.random_state)
+    # the parts, shared by the fit and its calibration folds
+    def _site_features(self, points: np.ndarray) -> np.ndarray:
+        """Features of each (easting, northing, roadside) point for the level regression."""
+        if self.use_traffic and self.traffic is not None:
+            static = self.static_.at(points)
+            return np.nan_to_num(static, nan=np.nanmean(static) if np.isfinite(static).any() else 0.0)
+        return points[:, 2:3].astype(float)
 
-    @staticmethod
-    def _baseline(F: np.ndarray, kriged: np.ndarray) -> np.ndarray:
-        base = np.where(np.isfinite(kriged), kriged, F[:, FEATURES.index("baseline")])
-        return np.where(np.isfinite(base), base, np.nan_to_num(F[:, FEATURES.index("idw_all")]))
+    def _fit_parts(self, field: Field) -> tuple[np.ndarray, SiteLevels, KrigingSiteType]:
+        logs = np.log(np.maximum(field.values, 0.0) + self.shift)
+        levels = site_levels(logs)
+        points = np.column_stack([field.easting, field.northing, field.roadside])
+        model = SiteLevels(self._site_features(points), field.easting, field.northing, levels,
+                           self.level_ridge, self.level_range_m, self.level_prior)
+        anomaly = KrigingSiteType()
+        anomaly.field_ = Field(field.hours, field.easting, field.northing, field.roadside, logs - levels[None, :])
+        anomaly._fit_field()
+        return levels, model, anomaly
 
-    def features(self, X: np.ndarray) -> np.ndarray:
-        """The feature matrix (``features.FEATURES``) of each (hour, point) row, from the current field."""
-        X = np.asarray(X, dtype=float)
+    def _raw(self, X: np.ndarray, h: np.ndarray, field: Field, levels: np.ndarray, model: SiteLevels,
+             anomaly: KrigingSiteType, level_var: float) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and uncalibrated symmetric std at rows ``X`` (hour indexes ``h`` into ``anomaly.field_``); a row
+        at a location of ``field`` (the sites the levels were learned at) takes that site's own ``levels``."""
         points, inverse = unique_points(X)
-        static = self.static_.at(points)[inverse]
-        return np.column_stack([field_features(self.field_, X), static, self.weather_.at(X), time_features(X)])
+        d = field.distances(points[:, 0], points[:, 1])
+        nearest = d.argmin(axis=1)
+        at_site = d[np.arange(len(points)), nearest] < SAME_PLACE_METRES
+        level = model.predict(self._site_features(points), points[:, 0], points[:, 1])
+        level = np.where(at_site, levels[nearest], level)
+        level_variance = np.where(at_site, 0.0, level_var)
+        m, s = anomaly._predict_rows(X, h)
+        centre = m + level[inverse]
+        sd = np.sqrt(np.nan_to_num(s) ** 2 + level_variance[inverse])
+        mean = np.exp(centre) - self.shift
+        half = 0.5 * (np.exp(centre + Z90 * sd) - np.exp(centre - Z90 * sd))
+        return mean, half / Z90
+
+    def _level_variance(self, field: Field, levels: np.ndarray) -> float:
+        """Mean squared leave-one-site-out error of the level regression over these sites."""
+        points = np.column_stack([field.easting, field.northing, field.roadside])
+        F = self._site_features(points)
+        n = len(levels)
+        if n < 4:
+            return float(np.var(levels)) if n > 1 else 0.0
+        errors = []
+        for i in range(n):
+            keep = np.arange(n) != i
+            model = SiteLevels(F[keep], field.easting[keep], field.northing[keep], levels[keep],
+                               self.level_ridge, self.level_range_m, self.level_prior)
+            errors.append(model.predict(F[i:i + 1], field.easting[i:i + 1], field.northing[i:i + 1])[0] - levels[i])
+        return float(np.mean(np.square(errors)))
 
     def fit(self, X: np.ndarray, y: np.ndarray) -> "AirQualityModel":
-        """Learn the booster and its calibrated interval from readings ``y`` at the rows of ``X``."""
+        """Learn the site levels, the anomaly correlogram and the calibrated interval from readings ``y``."""
         X, y = _checked(X, y)
         self.field_ = Field.from_training(X, y)
-        self.static_ = StaticFeatures(self.traffic)
-        self.weather_ = WeatherFeatures(self.weather, self.weather_places or {})
+        self.static_ = StaticFeatures(self.traffic if self.use_traffic else None)
+        self.training_field_ = self.field_  # where the levels were learned (``field_`` follows set_observations)
+        self.levels_, self.level_model_, self.anomaly_ = self._fit_parts(self.field_)
+        self.level_variance_ = self._level_variance(self.field_, self.levels_)
+        self.conformal_ = self._calibrate(X, y)
+        self._current = None
+        return self
+
+    def _calibrate(self, X: np.ndarray, y: np.ndarray) -> float:
+        """Split conformal by site: the 90% quantile of |error| / std of each site group predicted without it."""
         rng = np.random.default_rng(self.random_state)
-        if self.max_training_rows and len(X) > self.max_training_rows:
-            keep = np.sort(rng.choice(len(X), self.max_training_rows, replace=False))
-            X, y = X[keep], y[keep]
-        self.kriging_ = KrigingSiteType()
-        self.kriging_.field_ = self.field_
-        self.kriging_._fit_field()
-        loo = self.kriging_.leave_one_out()  # each training reading kriged without its own site
-        kriged = loo[self.field_.hour_index(X[:, HOUR]), _location_index(self.field_, X)]
-        F = np.column_stack([self.features(X), kriged])
-        base = self._baseline(F, kriged)
-        y = y - base  # the booster learns corrections to the regression-kriging-like baseline
-        self.leaf_size_ = max(20, min(self.min_samples_leaf, len(y) // 15))  # a leaf spans several sites' readings
-        self.booster_ = self._booster().fit(F, y)
-        # out-of-site residuals: sites in groups, each group predicted by a booster fitted without it
         _, site = unique_points(X)
-        n_sites = site.max() + 1
+        n_sites = int(site.max()) + 1
+        if n_sites < 4:
+            return Z90
         groups = rng.permutation(n_sites) % max(2, min(self.calibration_folds, n_sites))
-        oof = np.full(len(y), np.nan)
+        ratios = []
         for g in np.unique(groups):
             held = groups[site] == g
             if held.all() or not held.any():
                 continue
-            oof[held] = self._booster(max_iter=max(50, self.max_iter // 2)).fit(F[~held], y[~held]).predict(F[held])
-        ok = np.isfinite(oof)
-        abs_err = np.abs(y[ok] - oof[ok])
-        scale_features = np.column_stack([F[ok], oof[ok]])
-        self.scale_ = self._booster(loss="absolute_error", max_iter=50).fit(scale_features, abs_err)
-        scale = np.maximum(self.scale_.predict(scale_features), MIN_STD)
-        self.conformal_ = float(np.quantile(abs_err / scale, 0.90)) if ok.any() else Z90
-        return self
+            inner = Field.from_training(X[~held], y[~held])
+            levels, model, anomaly = self._fit_parts(inner)
+            rows = np.nonzero(held)[0]
+            if self.calibration_rows and len(rows) > self.calibration_rows // len(np.unique(groups)):
+                rows = np.sort(rng.choice(rows, self.calibration_rows // len(np.unique(groups)), replace=False))
+            h = inner.hour_index(X[rows, HOUR])
+            rows, h = rows[h >= 0], h[h >= 0]
+            if not len(rows):
+                continue
+            mean, std = self._raw(X[rows], h, inner, levels, model, anomaly,
+                                  self._level_variance(inner, levels))
+            ok = np.isfinite(mean) & (std > 0)
+            ratios.append(np.abs(mean[ok] - y[rows][ok]) / np.maximum(std[ok], MIN_STD))
+        if not ratios:
+            return Z90
+        return float(np.quantile(np.concatenate(ratios), 0.90))
+
+    def _current_parts(self) -> tuple[np.ndarray, "KrigingSiteType"]:
+        """The levels of the current readings' locations and the anomaly kriging on them (remembered per field,
+        so every hour's ``set_observations`` pays once)."""
+        cached = getattr(self, "_current", None)
+        if cached is not None and cached[0] is self.field_:
+            return cached[1], cached[2]
+        field = self.field_
+        train = self.training_field_
+        points = np.column_stack([field.easting, field.northing, field.roadside])
+        d = train.distances(field.easting, field.northing)
+        nearest = d.argmin(axis=1)
+        known = d[np.arange(len(points)), nearest] < SAME_PLACE_METRES
+        predicted = self.level_model_.predict(self._site_features(points), field.easting, field.northing)
+        levels = np.where(known, self.levels_[nearest], predicted)
+        anomaly = KrigingSiteType()
+        anomaly.nugget_, anomaly.range_ = self.anomaly_.nugget_, self.anomaly_.range_
+        logs = np.log(np.maximum(field.values, 0.0) + self.shift)
+        anomaly.field_ = Field(field.hours, field.easting, field.northing, field.roadside, logs - levels[None, :])
+        self._current = (field, levels, anomaly)
+        return levels, anomaly
 
     def _predict_rows(self, X: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self.kriging_.field_ = self.field_  # the current readings (after set_observations too)
-        kriged = self.kriging_.predict(X)
-        F = np.column_stack([self.features(X), kriged])
-        correction = self.booster_.predict(F)
-        mean = self._baseline(F, kriged) + correction
-        scale = np.maximum(self.scale_.predict(np.column_stack([F, correction])), MIN_STD)
-        return mean, scale * self.conformal_ / Z90
+        _, anomaly = self._current_parts()
+        # a monitor the model was fitted on keeps its learned level even in an hour it has no reading
+        mean, std = self._raw(X, h, self.training_field_, self.levels_, self.level_model_, anomaly,
+                              self.level_variance_)
+        return mean, std * self.conformal_ / Z90
 
 
 #: the methods of the evaluation command, by their name there

@@ -1,5 +1,5 @@
 """What every estimator sees: the layout of ``X``, the hourly field of training observations, and the
-features of a place with no monitor (the same hour at other sites, traffic nearby, weather, time).
+static features of a place with no monitor (site type, distance to the centre, traffic nearby).
 
 ``X`` has one row per (hour, point) with the columns of ``COLUMNS``: the hour as hours since
 1970-01-01 GMT, easting and northing in British National Grid metres, and 1.0 if the point is
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .data import Observations, Traffic, Weather, WEATHER_VARIABLES
+from .data import Observations, Traffic
 
 HOUR, EASTING, NORTHING, ROADSIDE = 0, 1, 2, 3
 COLUMNS = ("hour", "easting", "northing", "roadside")
@@ -90,77 +90,8 @@ def unique_points(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # --- the features of our model ------------------------------------------------------------------
 
 TRAFFIC_RADII = (100.0, 300.0, 1000.0)
-FIELD_FEATURES = ("idw_background", "idw_road", "idw_all", "nearest_background", "nearest_background_km",
-                  "nearest_site_km", "mean_background", "mean_road", "median_all", "spread_all", "idw_anomaly",
-                  "baseline")
 STATIC_FEATURES = ("roadside", "centre_km") + tuple(f"log_flow_{int(r)}m" for r in TRAFFIC_RADII) + (
     "log_hgv_300m", "major_road_m", "log_nearest_flow")
-WEATHER_FEATURES = ("temperature", "precipitation", "wind_speed", "wind_east", "wind_north")
-TIME_FEATURES = ("hour_of_day", "day_of_week")
-FEATURES = FIELD_FEATURES + STATIC_FEATURES + WEATHER_FEATURES + TIME_FEATURES
-
-
-def _idw(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean over locations per (row), ignoring NaN values: values[r, l], weights[r, l]."""
-    ok = np.isfinite(values)
-    w = np.where(ok, weights, 0.0)
-    total = w.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (np.where(ok, values, 0.0) * w).sum(axis=1) / total, np.nan)
-
-
-def _nanstat(values: np.ndarray, mask: np.ndarray, fn) -> np.ndarray:  # type: ignore[no-untyped-def]
-    chosen = np.where(mask[None, :], values, np.nan)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return fn(chosen, axis=1)
-
-
-def field_features(field: Field, X: np.ndarray, exclude_same_place: bool = True) -> np.ndarray:
-    """The same hour at the other monitors, for each row of ``X`` (a monitor at the row's own place is ignored)."""
-    out = np.full((len(X), len(FIELD_FEATURES)), np.nan)
-    h = field.hour_index(X[:, HOUR])
-    points, inverse = unique_points(X)
-    dist = field.distances(points[:, 0], points[:, 1])  # unique points x locations
-    if exclude_same_place:
-        dist = np.where(dist < SAME_PLACE_METRES, np.inf, dist)
-    weight = 1.0 / np.maximum(dist, 50.0) ** 2  # inverse distance squared, capped within 50 m
-    road = field.roadside > 0.5
-    has = h >= 0
-    rows = np.nonzero(has)[0]
-    chunk = 20_000
-    for start in range(0, len(rows), chunk):
-        r = rows[start:start + chunk]
-        v = field.values[h[r]]
-        if exclude_same_place:
-            v = np.where(np.isfinite(dist[inverse[r]]), v, np.nan)
-        w = weight[inverse[r]]
-        d = dist[inverse[r]]
-        out[r, 0] = _idw(np.where(road[None, :], np.nan, v), w)
-        out[r, 1] = _idw(np.where(road[None, :], v, np.nan), w)
-        out[r, 2] = _idw(v, w)
-        bg_d = np.where(np.isfinite(v) & ~road[None, :], d, np.inf)
-        nearest = bg_d.argmin(axis=1)
-        near_ok = np.isfinite(bg_d[np.arange(len(r)), nearest])
-        out[r, 3] = np.where(near_ok, v[np.arange(len(r)), nearest], np.nan)
-        out[r, 4] = np.where(near_ok, bg_d[np.arange(len(r)), nearest] / 1000, np.nan)
-        all_d = np.where(np.isfinite(v), d, np.inf).min(axis=1)
-        out[r, 5] = np.where(np.isfinite(all_d), all_d / 1000, np.nan)
-        out[r, 6] = _nanstat(v, ~road, np.nanmean)
-        out[r, 7] = _nanstat(v, road, np.nanmean)
-        out[r, 8] = _nanstat(v, np.ones_like(road), np.nanmedian)
-        out[r, 9] = _nanstat(v, np.ones_like(road), np.nanstd)
-        # the hour's level for the site's type, plus the inverse-distance weighted departures of the other
-        # sites from their own type's level (a cheap regression kriging); the model learns corrections to it
-        level = np.where(road[None, :], out[r, 7][:, None], out[r, 6][:, None])
-        out[r, 10] = _idw(v - level, w)
-        own_level = np.where(X[r, ROADSIDE] > 0.5, out[r, 7], out[r, 6])
-        own_level = np.where(np.isfinite(own_level), own_level, out[r, 2])
-        out[r, 11] = own_level + np.nan_to_num(out[r, 10])
-    return np.round(out, 6)  # the same value whichever other locations the sums ran over (no last-bit noise)
 
 
 class StaticFeatures:
@@ -210,37 +141,3 @@ class StaticFeatures:
         _, nearest = self._tree.query(xy)
         out[:, 4 + len(TRAFFIC_RADII)] = np.log1p(flows[nearest])
         return out
-
-
-class WeatherFeatures:
-    """Hourly weather at a point: that of the nearest place the weather file covers."""
-
-    def __init__(self, weather: Weather | None, places: dict[str, tuple[float, float]]) -> None:
-        self.weather = weather
-        codes = [c for c in (weather.codes if weather is not None else []) if c in places]
-        self.codes = np.array(codes, dtype=object)
-        self._tree = cKDTree(np.array([places[c] for c in codes])) if codes else None
-
-    def at(self, X: np.ndarray) -> np.ndarray:
-        """Temperature, precipitation, wind speed and wind vector for each row of ``X``; NaN where not covered."""
-        out = np.full((len(X), len(WEATHER_FEATURES)), np.nan)
-        if self._tree is None or self.weather is None:
-            return out
-        points, inverse = unique_points(X)
-        _, nearest = self._tree.query(points[:, :2])
-        hours = (EPOCH + X[:, HOUR].astype(np.int64).astype("timedelta64[h]"))
-        w = self.weather.at(hours, self.codes[nearest[inverse]])
-        out[:, 0] = w[:, WEATHER_VARIABLES.index("temperature_2m")]
-        out[:, 1] = w[:, WEATHER_VARIABLES.index("precipitation")]
-        speed = w[:, WEATHER_VARIABLES.index("wind_speed_10m")]
-        direction = np.radians(w[:, WEATHER_VARIABLES.index("wind_direction_10m")])
-        out[:, 2] = speed
-        out[:, 3] = -speed * np.sin(direction)  # wind blowing towards the east (direction is where it comes from)
-        out[:, 4] = -speed * np.cos(direction)
-        return out
-
-
-def time_features(X: np.ndarray) -> np.ndarray:
-    """Hour of day (GMT) and day of week (Monday 0) of each row."""
-    hours = X[:, HOUR].astype(np.int64)
-    return np.column_stack([hours % 24, ((hours // 24) + 3) % 7])  # 1970-01-01 was a Thursday
