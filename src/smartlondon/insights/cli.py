@@ -140,3 +140,59 @@ def card_command(observations: Path, sites: Path, weather: Path | None, traffic:
         card.save(stored, target)
         main_module().console.print(f"Model card evaluation written to {target}.")
     click.echo(card.text_table(stored))
+
+
+@airquality.command("nowcast")
+@click.option("--species", default="all", show_default=True, help="NO2, PM2.5 (or PM25), PM10, or all.")
+@click.option("--hour", default=None, help="The hour to nowcast (ISO 8601, UTC unless it says otherwise, like "
+                                           "2023-03-31T23:00Z); default: the latest hour with enough readings.")
+@click.option("--hours", type=click.IntRange(min=1, max=24 * 14), default=1, show_default=True,
+              help="Also nowcast the N-1 hours before it (each one with enough readings).")
+def nowcast_command(species: str, hour: str | None, hours: int) -> None:
+    """Nowcast air quality on the 100 m grid and at every LSOA from the sensor hub, and store it."""
+    from datetime import datetime, timedelta, timezone
+
+    from .airquality import nowcast as nc
+
+    cli = main_module()
+    try:
+        keys = list(nc.SPECIES) if species.lower() == "all" else [nc.species_of(species)]
+    except nc.NowcastError as exc:
+        raise BadRequest(f"--species: {exc} (or all)") from exc
+    when = None
+    if hour:
+        try:
+            parsed = datetime.fromisoformat(hour.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise BadRequest(f"--hour {hour!r} is not a time: give it as ISO 8601, like 2023-03-31T23:00Z.") from exc
+        when = nc.hour_start(parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc))
+    env = cli.Env()
+    made, failed = [], []
+    with cli.progress_bar() as bar:
+        task = bar.add_task("Nowcasting", total=len(keys) * hours)
+        for key in keys:
+            newest = when
+            for back in range(hours):
+                try:
+                    if newest is None:  # the latest hour with enough readings, then the hours before it
+                        run = nc.run_nowcast(env.db, env.settings, key,
+                                             progress=lambda m, k=key: bar.update(task, description=f"{k}: {m}"))
+                        newest = run.hour
+                    else:
+                        run = nc.run_nowcast(env.db, env.settings, key, newest - timedelta(hours=back),
+                                             progress=lambda m, k=key: bar.update(task, description=f"{k}: {m}"))
+                    made.append(run)
+                except nc.NowcastError as exc:
+                    failed.append(f"{nc.DISPLAY[key]}: {exc}")
+                    if newest is None:
+                        bar.advance(task, hours - back)
+                        break
+                bar.advance(task)
+    for run in made:
+        cli.console.print(f"{nc.DISPLAY[run.species]} {run.hour:%Y-%m-%d %H:00} UTC: {run.method}, "
+                          f"{run.n_reference_sites} reference and {run.n_sensor_sites} low-cost sites, "
+                          f"{run.n_cells:,} cells, {run.seconds:.1f} s")
+    for message in failed:
+        cli.console.print(f"[yellow]Skipped[/] {message}")
+    if not made:
+        cli.fail("No nowcast was made: " + "; ".join(failed))
