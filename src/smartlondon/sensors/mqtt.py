@@ -19,20 +19,26 @@ The bridge is one MQTT v5 client of an external broker (Mosquitto, ``SMARTLONDON
 
 Its session is persistent (a fixed client id, ``clean_start`` off), so the broker keeps what the
 bridge has not acknowledged while it is away and hands it over again when it is back: an ingest
-process killed with SIGKILL loses no message, since it acknowledges only after the commit (at least
-once: the few it had committed but not yet acknowledged are stored again). Notifications carry the MQTT v5 user property ``smartlondon: notification``; the
+process killed with SIGKILL loses no message, since it acknowledges only after the commit. The few it
+had committed but not yet acknowledged come again with DUP set; the storing transaction recorded
+(client id, packet id, SHA-256 of topic and payload) in ``sta_mqtt_delivery``, so those are
+acknowledged and not stored twice. Notifications are published after the commit from a thread of
+their own, in commit order. Notifications carry the MQTT v5 user property ``smartlondon: notification``; the
 bridge subscribes with *No Local* and also ignores messages with that mark, because
 ``v1.1/Observations`` is a create topic and a notification topic at once.
 """
 
 from __future__ import annotations
 
+import builtins
 import fcntl
+import hashlib
 import json
 import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -45,7 +51,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import Counter
-from sqlalchemy import text
+from sqlalchemy import Column, Integer, MetaData, String, Table, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -181,6 +188,23 @@ def server_settings(url: str) -> dict[str, Any]:
 
 # --- the bridge -----------------------------------------------------------------------------
 
+class _PackedProperties(Properties):
+    """PUBLISH properties that never change, packed once instead of on every publish."""
+
+    def __init__(self, user_properties: list[tuple[str, str]], content_type: str) -> None:
+        super().__init__(PacketTypes.PUBLISH)
+        self.UserProperty = user_properties
+        self.ContentType = content_type
+        object.__setattr__(self, "_packed", super().pack())
+
+    def pack(self) -> bytes:
+        return self._packed
+
+
+#: every notification carries the mark (so bridges ignore it as a create request) and its content type
+_NOTIFICATION_PROPERTIES = _PackedProperties([NOTIFICATION_MARK], "application/json")
+
+
 class Rejected(Exception):
     """A message that cannot become an Observation, with a short reason code."""
 
@@ -201,6 +225,25 @@ class Incoming:
     epoch: int
     path: str = ""
     body: dict[str, Any] | None = None
+    dup: bool = False  # the broker says it may have sent this message before (a redelivery)
+
+    @property
+    def digest(self) -> str:
+        """What identifies the message's content: a SHA-256 of its topic and payload."""
+        return hashlib.sha256(self.topic.encode("utf-8") + b"\0" + self.payload).hexdigest()
+
+
+#: the idempotency record of the bridge: per client id and MQTT packet id, the digest of the last
+#: message stored with it, written in the transaction that stores the message. A redelivered message
+#: (DUP set) whose (client, packet id, digest) is here was stored before its acknowledgement was lost,
+#: so it is acknowledged and not stored again. At most 65,535 rows per client id (packet ids are reused).
+#: The table is made by migration 0018.
+DELIVERIES = Table(
+    "sta_mqtt_delivery", MetaData(),
+    Column("client_id", String(200), primary_key=True),
+    Column("mid", Integer, primary_key=True, autoincrement=False),
+    Column("digest", String(64), nullable=False),
+)
 
 
 def _service_create(base_url: str) -> Create:
@@ -274,6 +317,8 @@ class MqttBridge:
         self._unacked_done: set[int] = set()  # stored, but the connection dropped before the ack went out
         self._subscribe_mid: int | None = None
         self._thread: threading.Thread | None = None
+        self._notices: queue.Queue[dict[str, Any]] = queue.Queue()  # committed changes to publish, in order
+        self._notifier: threading.Thread | None = None
         self.client = self._make_client()
 
     # lifecycle
@@ -286,12 +331,14 @@ class MqttBridge:
             subscribe("sta.changed", after_commit=True)(_publish_change)
         connect = Properties(PacketTypes.CONNECT)
         connect.SessionExpiryInterval = self.session_expiry
-        connect.ReceiveMaximum = max(self.batch_size * 2, 100)
+        connect.ReceiveMaximum = min(max(self.batch_size * 8, 100), 65535)  # what the broker may send ahead of our acks
         self.client.connect_async(self.address.host, self.address.port, keepalive=30, clean_start=False,
                                   properties=connect)
         self.client.loop_start()
         self._thread = threading.Thread(target=self._run, name="sta-mqtt-ingest", daemon=True)
         self._thread.start()
+        self._notifier = threading.Thread(target=self._run_notifier, name="sta-mqtt-notify", daemon=True)
+        self._notifier.start()
 
     def wait_ready(self, timeout: float = 10.0) -> bool:
         """Wait until connected and subscribed to the create topics; whether that happened in time."""
@@ -302,6 +349,8 @@ class MqttBridge:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
+        if self._notifier is not None:  # it publishes what is queued, then ends
+            self._notifier.join(timeout)
         with _BRIDGES_LOCK:
             if self in _BRIDGES:
                 _BRIDGES.remove(self)
@@ -383,7 +432,8 @@ class MqttBridge:
         if stored_already:  # stored before the connection dropped, and handed over again
             client.ack(message.mid, message.qos)
             return
-        self._queue.put(Incoming(message.topic, message.payload, message.mid, message.qos, epoch))
+        self._queue.put(Incoming(message.topic, message.payload, message.mid, message.qos, epoch,
+                                 dup=bool(message.dup)))
 
     # the ingest thread
 
@@ -406,6 +456,7 @@ class MqttBridge:
 
     def handle(self, batch: list[Incoming]) -> None:
         """Store a batch of messages in order, rejecting the malformed ones, and acknowledge each."""
+        batch = self._skip_stored(batch)
         run: list[Incoming] = []
         for item in batch:
             try:
@@ -415,6 +466,42 @@ class MqttBridge:
                 run = []
                 self._reject(item, exc.reason, exc.message)
         self._store(run)
+
+    # idempotency across lost acknowledgements
+
+    def _skip_stored(self, batch: list[Incoming]) -> list[Incoming]:
+        """Acknowledge, without storing them again, redelivered messages this bridge has already stored."""
+        redelivered = [item for item in batch if item.dup and item.qos]
+        if not redelivered:
+            return batch
+        try:
+            with self.db.engine.connect() as conn:
+                known = {(int(mid), digest) for mid, digest in conn.execute(
+                    select(DELIVERIES.c.mid, DELIVERIES.c.digest).where(
+                        DELIVERIES.c.client_id == self.client_id,
+                        DELIVERIES.c.mid.in_(sorted({item.mid for item in redelivered}))))}
+        except Exception:  # the database is away: store as usual (the store waits it out)
+            return batch
+        keep = []
+        for item in batch:
+            if item.dup and item.qos and (item.mid, item.digest) in known:
+                MESSAGES.labels("duplicate").inc()
+                self._ack(item)
+            else:
+                keep.append(item)
+        return keep
+
+    def _remember(self, session: Session, items: list[Incoming]) -> None:
+        """Record the stored messages' (client, packet id, digest) in the storing transaction."""
+        rows = [{"client_id": self.client_id, "mid": item.mid, "digest": item.digest} for item in items if item.qos]
+        if not rows:
+            return
+        latest: dict[int, dict[str, Any]] = {row["mid"]: row for row in rows}  # one row per packet id
+        make = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        stmt = make(DELIVERIES)
+        stmt = stmt.on_conflict_do_update(index_elements=[DELIVERIES.c.client_id, DELIVERIES.c.mid],
+                                          set_={"digest": stmt.excluded.digest})
+        session.execute(stmt, [latest[mid] for mid in sorted(latest)])
 
     def _attempt(self, items: list[Incoming]) -> tuple[int | None, Exception | None]:
         """Store the items in one transaction: (None, None) if committed, else which one failed and why."""
@@ -427,6 +514,7 @@ class MqttBridge:
                     session.rollback()
                     return index, exc
             try:
+                self._remember(session, items)
                 session.commit()
             except Exception as exc:
                 session.rollback()
@@ -450,6 +538,8 @@ class MqttBridge:
             session = self.db.sessions()
             try:
                 results = self.create_many(session, [(item.path, item.body or {}) for item in items])
+                self._remember(session, [item for item, result in zip(items, results)
+                                         if not isinstance(result, Exception)])
                 session.commit()
                 error: Exception | None = None
             except Exception as exc:
@@ -536,24 +626,58 @@ class MqttBridge:
 
     # notifications
 
-    def _publish(self, topic: str, payload: Mapping[str, Any], qos: int) -> None:
-        props = Properties(PacketTypes.PUBLISH)
-        props.UserProperty = [NOTIFICATION_MARK]
-        props.ContentType = "application/json"
-        self.client.publish(topic, json.dumps(payload, separators=(",", ":"), default=str), qos=qos,
-                            properties=props)
+    def _publish(self, topic: str, payload: Mapping[str, Any] | str, qos: int) -> None:
+        text_ = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), default=str)
+        self.client.publish(topic, text_, qos=qos, properties=_NOTIFICATION_PROPERTIES)
 
     def notify(self, entity_set: str, id: Any, op: str, entity: Mapping[str, Any] | None = None,
                changed: Iterable[str] | None = None, links: Mapping[str, Any] | None = None,
                **_: Any) -> int:
-        """Publish a committed change to its topics; how many messages went out."""
+        """Publish a committed change to its topics; how many messages went out.
+
+        A payload sent to several topics (a new entity goes to its set and its parents' sets) is
+        serialised once.
+        """
         if entity is None:
             return 0
         messages = notification_messages(entity_set, id, op, entity, changed, links, self.select_topics)
+        texts: dict[int, str] = {}
         for topic, payload in messages:
-            self._publish(topic, payload, qos=self.notify_qos)
+            key = builtins.id(payload)
+            if key not in texts:
+                texts[key] = json.dumps(payload, separators=(",", ":"), default=str)
+            self._publish(topic, texts[key], qos=self.notify_qos)
         NOTIFICATIONS.inc(len(messages))
         return len(messages)
+
+    def _notify_later(self, payload: dict[str, Any]) -> None:
+        """Queue a committed change for the notifier thread (in commit order)."""
+        self._notices.put(payload)
+
+    def _run_notifier(self) -> None:
+        """Publish queued changes, in order, off the ingest thread (so storing the next batch need not wait)."""
+        while True:
+            try:
+                payload = self._notices.get(timeout=0.2)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return
+                continue
+            try:
+                self.notify(**payload)
+            except Exception:  # a notification that cannot go out must not stop the others
+                log.exception("MQTT notification failed")
+            finally:
+                self._notices.task_done()
+
+    def drain_notifications(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued notification has been handed to the MQTT client; whether it happened in time."""
+        deadline = time.monotonic() + timeout
+        while self._notices.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True
 
 
 def _publish_change(engine: Engine, **payload: Any) -> None:
@@ -564,7 +688,10 @@ def _publish_change(engine: Engine, **payload: Any) -> None:
     with _BRIDGES_LOCK:
         bridges = [bridge for bridge in _BRIDGES if bridge.db.engine is engine]
     for bridge in bridges:
-        bridge.notify(**payload)
+        if bridge._notifier is not None:  # noqa: SLF001  (a started bridge publishes from its notifier thread)
+            bridge._notify_later(payload)  # noqa: SLF001
+        else:
+            bridge.notify(**payload)
 
 
 # --- the hook of `serve` --------------------------------------------------------------------

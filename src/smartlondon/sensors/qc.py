@@ -139,36 +139,57 @@ def rules_for(stream: Datastream, observed: ObservedProperty | None) -> Rules:
 
 
 def flags_for(series: list[tuple[datetime, float]], rules: Rules) -> list[list[str]]:
-    """The flags of each value of a time-ordered series."""
+    """The flags of each value of a time-ordered series (each list in ``FLAGS`` order).
+
+    One pass per rule over the whole series. Values with no flag share one empty list: treat the
+    lists as read-only.
+    """
     n = len(series)
-    out: list[list[str]] = [[] for _ in range(n)]
+    none: list[str] = []
+    out: list[list[str]] = [none] * n
     values = [v for _, v in series]
-    for i, (when, v) in enumerate(series):
-        if (rules.minimum is not None and v < rules.minimum) or (rules.maximum is not None and v > rules.maximum):
-            out[i].append("range")
-        if rules.spike is not None and 0 < i < n - 1:
+
+    def add(i: int, flag: str) -> None:
+        if out[i] is none:
+            out[i] = [flag]
+        else:
+            out[i].append(flag)
+
+    low, high, spike = rules.minimum, rules.maximum, rules.spike
+    if low is not None or high is not None:
+        for i, v in enumerate(values):
+            if (low is not None and v < low) or (high is not None and v > high):
+                add(i, "range")
+    if spike is not None:
+        for i in range(1, n - 1):
+            v = values[i]
             up, down = v - values[i - 1], v - values[i + 1]
-            if (up > rules.spike and down > rules.spike) or (up < -rules.spike and down < -rules.spike):
-                out[i].append("spike")
+            if (up > spike and down > spike) or (up < -spike and down < -spike):
+                add(i, "spike")
     # runs of equal values
+    flat_count, stuck_count = rules.flat_line_count, rules.stuck_count
     i = 0
     while i < n:
+        first = values[i]
         j = i
-        while j + 1 < n and values[j + 1] == values[i]:
+        while j + 1 < n and values[j + 1] == first:
             j += 1
         length = j - i + 1
-        at_bound = values[i] in (0.0, rules.minimum, rules.maximum)
+        flat = length >= flat_count
+        stuck = length >= stuck_count and first in (0.0, low, high)
         for k in range(i, j + 1):
-            if length >= rules.flat_line_count:
-                out[k].append("flat_line")
-            if at_bound and length >= rules.stuck_count:
-                out[k].append("stuck")
+            if flat:
+                add(k, "flat_line")
+            if stuck:
+                add(k, "stuck")
         i = j + 1
     if rules.expected_seconds:
+        limit = rules.expected_seconds * 1.5
+        times = [t for t, _ in series]
         for i in range(1, n):
-            if (series[i][0] - series[i - 1][0]).total_seconds() > rules.expected_seconds * 1.5:
-                out[i].append("gap")
-    return [[f for f in FLAGS if f in flags] for flags in out]
+            if (times[i] - times[i - 1]).total_seconds() > limit:
+                add(i, "gap")
+    return out
 
 
 @dataclass
@@ -295,8 +316,17 @@ def check_on_ingest(session: Session, rows: list[dict[str, Any]]) -> None:
         series = [(r.phenomenon_time_start, r.result_number) for r in before]
         series += [(r["phenomenon_time_start"], r["result_number"]) for r in group]
         flags = flags_for(series, rules)
+        shared: dict[tuple[str, ...], dict[str, Any]] = {}  # rows with no quality of their own share one entry per flag set
         for row, row_flags in zip(group, flags[len(before):]):
-            row["result_quality"] = _quality_with(row.get("result_quality"), row_flags)
+            quality = row.get("result_quality")
+            if quality is None:
+                key = tuple(row_flags)
+                entry = shared.get(key)
+                if entry is None:
+                    entry = shared[key] = _quality_with(None, row_flags)
+                row["result_quality"] = entry
+            else:
+                row["result_quality"] = _quality_with(quality, row_flags)
         updates: list[dict[str, Any]] = []
         for old, row_flags in zip(before, flags[:len(before)]):
             quality = old.result_quality
