@@ -20,7 +20,9 @@ bounds of the ``$filter`` and on the ``$skiptoken``). Only then are the matching
 read (DuckDB) into a temporary table of the session's own database with the same column types as
 ``sta_observation``, and the query runs unchanged on ``sta_observation UNION ALL`` that table, so
 ``$filter``, ``$orderby``, paging, ``$count`` and the JSON are those of hot rows. The Observation of
-``sta_latest`` is never archived, so the last-value table is unaffected. See docs/sensors-archive.md.
+``sta_latest`` is never archived, so the last-value table is unaffected. :func:`collection_source`
+does the same for Observations of any Datastream (the top-level ``/Observations``, those of a
+FeatureOfInterest, a nested ``$expand`` of Datastreams). See docs/sensors-archive.md.
 """
 
 from __future__ import annotations
@@ -236,9 +238,10 @@ def file_checksum(path: Path) -> str:
 
 
 def read_parquet(paths: Iterable[Path], start: datetime | None = None, end: datetime | None = None,
-                 end_included: bool = True) -> list[dict[str, Any]]:
+                 end_included: bool = True, feature_id: int | None = None) -> list[dict[str, Any]]:
     """Observation rows (as ``sta_observation`` column values) from archived Parquet files, optionally
-    only those whose phenomenon time (start) is in ``[start, end]`` (``end`` excluded unless ``end_included``)."""
+    only those whose phenomenon time (start) is in ``[start, end]`` (``end`` excluded unless ``end_included``)
+    and only those of one FeatureOfInterest."""
     files = [str(p) for p in paths]
     if not files:
         return []
@@ -252,6 +255,9 @@ def read_parquet(paths: Iterable[Path], start: datetime | None = None, end: date
         if end is not None:
             where.append("epoch_us(phenomenon_time_start) " + ("<= ?" if end_included else "< ?"))
             params.append(_micros(end))
+        if feature_id is not None:
+            where.append("feature_of_interest_id = ?")
+            params.append(feature_id)
         condition = (" WHERE " + " AND ".join(where)) if where else ""
         result = con.execute(f"SELECT {_SELECT_PARQUET} FROM read_parquet([{listing}]){condition}", params).fetchall()
     finally:
@@ -441,16 +447,42 @@ def _with_temporary_table(session: Session) -> Any:
     return connection
 
 
+_LOADED = "sta_archive_loaded"   # session.info key: {segment id: the bounds its rows were loaded with}
+_WHOLE = ("whole",)
+
+
 def load(session: Session, archive_dir: Path, found: list[ArchiveSegment], start: datetime | None = None,
-         end: datetime | None = None, end_included: bool = True) -> Any:
-    """Load the segments' rows (within the time bounds the query implies, if given) into the session's
-    temporary table; the Observation model over ``sta_observation UNION ALL`` that table, to query as
-    if every row were hot."""
+         end: datetime | None = None, end_included: bool = True, feature_id: int | None = None) -> Any:
+    """Load the segments' rows (within the time bounds the query implies, if given, and of one
+    FeatureOfInterest, if given) into the session's temporary table; the Observation model over
+    ``sta_observation UNION ALL`` that table, to query as if every row were hot.
+
+    Loads add up within one session (a collection and its nested ``$expand`` may each need
+    segments): the first load of a session empties the table, a segment already loaded with the
+    same bounds is not read again, and one loaded with other bounds is replaced by all its rows."""
     connection = _with_temporary_table(session)
-    connection.execute(delete(ARCHIVED))
-    rows = read_parquet((archive_dir / s.path for s in found), start, end, end_included)
+    loaded: dict[int, tuple[Any, ...]] | None = session.info.get(_LOADED)
+    if loaded is None:
+        connection.execute(delete(ARCHIVED))
+        loaded = session.info[_LOADED] = {}
+    wanted = (start, end, end_included, feature_id)
+    partial: list[ArchiveSegment] = []
+    whole: list[ArchiveSegment] = []
+    for segment in found:
+        before = loaded.get(segment.id)
+        if before is None:
+            partial.append(segment)
+        elif before != wanted and before != _WHOLE:
+            connection.execute(delete(ARCHIVED).where(
+                ARCHIVED.c.datastream_id == segment.datastream_id,
+                ARCHIVED.c.id >= segment.min_id, ARCHIVED.c.id <= segment.max_id))
+            whole.append(segment)
+    rows = read_parquet((archive_dir / s.path for s in partial), start, end, end_included, feature_id)
+    rows += read_parquet(archive_dir / s.path for s in whole)
     if rows:
         connection.execute(insert(ARCHIVED), rows)
+    loaded.update({s.id: wanted for s in partial})
+    loaded.update({s.id: _WHOLE for s in whole})
     hot = select(*Observation.__table__.columns)
     cold = select(*ARCHIVED.columns)
     return aliased(Observation, union_all(hot, cold).subquery("sta_observation_all"), adapt_on_names=True)
@@ -521,3 +553,47 @@ def streams_source(session: Session, archive_dir: Path, datastream_ids: list[int
         query = query.where(ArchiveSegment.time_start < end)
     found = list(session.execute(query).scalars())
     return load(session, archive_dir, found, start, end, False) if found else None
+
+
+def collection_source(session: Session, archive_dir: Path, filter_expr: Any, *, datastream_ids: list[int] | None = None,
+                      feature_id: int | None = None, after_id: int | None = None, first_rows: int | None = None) -> Any:
+    """For a query on Observations of any Datastream (the top-level ``/Observations``, those of a
+    FeatureOfInterest, a nested ``$expand``): as :func:`observation_source`, pruning the manifest by
+    the ``phenomenonTime`` bounds of the ``$filter``, by ``datastream_ids`` and by ``after_id`` (a
+    ``$skiptoken`` in id order); ``feature_id`` is pushed into the Parquet scan.
+
+    ``first_rows`` (only for an unfiltered page in id order) reads just the segments that can hold
+    the first ``first_rows`` ids: segments in id order until they hold that many rows, then every
+    segment whose id range starts below the largest id read."""
+    low, high, high_included = time_bounds(filter_expr)
+    query = select(ArchiveSegment)
+    if datastream_ids is not None:
+        query = query.where(ArchiveSegment.datastream_id.in_(sorted(set(datastream_ids))))
+    if low is not None:
+        query = query.where(ArchiveSegment.time_end >= low)
+    if high is not None:
+        query = query.where(ArchiveSegment.time_start <= high if high_included else ArchiveSegment.time_start < high)
+    if after_id is not None:
+        query = query.where(ArchiveSegment.max_id > after_id)
+    found = list(session.execute(query.order_by(ArchiveSegment.min_id)).scalars())
+    if first_rows is not None and filter_expr is None and feature_id is None:
+        found = _first_segments(found, first_rows, after_id)
+    if not found:
+        return None
+    return load(session, archive_dir, found, low, high, high_included, feature_id)
+
+
+def _first_segments(found: list[ArchiveSegment], rows: int, after_id: int | None) -> list[ArchiveSegment]:
+    """Of ``found`` (in ``min_id`` order), those that can hold one of the ``rows`` smallest ids above ``after_id``."""
+    taken: list[ArchiveSegment] = []
+    counted = 0
+    for segment in found:
+        if counted >= rows:
+            break
+        taken.append(segment)
+        if after_id is None or segment.min_id > after_id:
+            counted += segment.row_count
+    if counted < rows:
+        return found
+    largest = max(s.max_id for s in taken)
+    return [s for s in found if s in taken or s.min_id <= largest]

@@ -47,11 +47,35 @@ def qc_command(datastream_id: int | None, all_streams: bool, start: str | None, 
     env = cli.Env()
     begin, finish = _time(start, "--from"), _time(end, "--to")
     with env.db.session() as session:
+        _refuse_archived(session, datastream_id, begin, finish)
         reports = run_qc_all(session, begin, finish) if all_streams else [run_qc(session, datastream_id, begin, finish)]
     for report in reports:
         flagged = ", ".join(f"{k} {v}" for k, v in report.flagged.items()) or "none flagged"
         click.echo(f"Datastream {report.datastream_id}: {report.checked} observations checked "
                    f"(rules version {RULES_VERSION}): {flagged}")
+
+
+def _refuse_archived(session, datastream_id: int | None, begin: datetime | None, finish: datetime | None) -> None:  # type: ignore[no-untyped-def]
+    """Quality control is not recomputed inside Parquet segments: refuse a range that holds archived rows."""
+    from sqlalchemy import select
+
+    from .archive import ArchiveSegment
+
+    query = select(ArchiveSegment.datastream_id, ArchiveSegment.time_start, ArchiveSegment.time_end)
+    if datastream_id is not None:
+        query = query.where(ArchiveSegment.datastream_id == datastream_id)
+    if begin is not None:
+        query = query.where(ArchiveSegment.time_end >= begin)
+    if finish is not None:
+        query = query.where(ArchiveSegment.time_start < finish)
+    found = session.execute(query.order_by(ArchiveSegment.datastream_id, ArchiveSegment.time_start)).all()
+    if found:
+        streams = sorted({row[0] for row in found})
+        latest = max(row[2] for row in found).strftime("%Y-%m-%dT%H:%M:%SZ")
+        raise click.ClickException(
+            f"{len(found)} archived segment(s) of Datastream(s) {', '.join(map(str, streams))} fall in this range, "
+            "and quality control is not recomputed inside archived Parquet files. Run 'smartlondon sensors restore' "
+            f"for them first, or check only hot rows with --from after {latest}.")
 
 
 # --- load-laqn (sensors-web): the real London Air Quality Network --------------------------------
@@ -146,22 +170,33 @@ def _check_datastream(env: object, datastream_id: int | None) -> None:
 # --- calibrate (sensors-calibration): low-cost sensors against co-located reference monitors -----
 
 @sensors.command("calibrate")
-@click.option("--low-cost", "low_cost", type=int, required=True, help="The low-cost sensor's Datastream id.")
-@click.option("--reference", type=int, required=True, help="The co-located reference monitor's Datastream id.")
-@click.option("--from", "start", required=True, help="Start of the fit window (ISO 8601).")
-@click.option("--to", "end", required=True, help="End of the fit window, exclusive (ISO 8601).")
+@click.option("--low-cost", "low_cost", type=int, default=None, help="The low-cost sensor's Datastream id.")
+@click.option("--reference", type=int, default=None, help="The co-located reference monitor's Datastream id.")
+@click.option("--from", "start", default=None, help="Start of the fit window (ISO 8601).")
+@click.option("--to", "end", default=None, help="End of the fit window, exclusive (ISO 8601).")
+@click.option("--refit-due", "refit_due", is_flag=True,
+              help="Instead: check every applied calibration due (SMARTLONDON_CALIBRATION_REFIT_DAYS) and refit "
+                   "it where a refit is better on held-out recent pairs.")
 @click.option("--kind", default=None, help="The model: linear-humidity-temperature (default) or "
                                           "robust-linear-humidity-temperature.")
 @click.option("--max-distance", type=float, default=None, help="How far apart, in metres, still counts as co-located (default 50).")
 @click.option("--no-apply", is_flag=True, help="Only fit and store the model; do not make it the active one.")
 @click.option("--recompute", is_flag=True, help="Recompute every calibrated value with the new version.")
-def calibrate_command(low_cost: int, reference: int, start: str, end: str, kind: str | None,
-                      max_distance: float | None, no_apply: bool, recompute: bool) -> None:
-    """Fit a calibration of a low-cost sensor against a reference monitor, and apply it."""
+def calibrate_command(low_cost: int | None, reference: int | None, start: str | None, end: str | None,
+                      kind: str | None, max_distance: float | None, no_apply: bool, recompute: bool,
+                      refit_due: bool = False) -> None:
+    """Fit a calibration of a low-cost sensor against a reference monitor, and apply it (or --refit-due)."""
     from .calibration import service as calibration
 
     cli = _main()
     env = cli.Env()
+    if refit_due:
+        _refit_due(env)
+        return
+    missing = [name for name, value in (("--low-cost", low_cost), ("--reference", reference), ("--from", start),
+                                        ("--to", end)) if value is None]
+    if missing:
+        raise click.UsageError(f"Give {', '.join(missing)} (or --refit-due).")
     begin, finish = _time(start, "--from"), _time(end, "--to")
     assert begin is not None and finish is not None
     root = env.settings.base_url.rstrip("/") + "/sta/v1.1"
@@ -200,3 +235,19 @@ def load_fleet_command() -> None:
         summary = load_demo_fleet(env.db, bar, env.settings.base_url.rstrip("/") + "/sta/v1.1")
     cli.console.print(f"Fleet: {summary.lampposts} lampposts ({summary.things_created} new), "
                       f"{summary.observations_created} new Observations, {summary.calibrations_created} new calibrations.")
+
+
+def _refit_due(env: object) -> None:
+    """``sensors calibrate --refit-due``: check the due calibrations once and say what each check decided."""
+    from .calibration.refit import refit_due
+
+    settings = env.settings  # type: ignore[attr-defined]
+    days = float(settings.calibration_refit_days)
+    if days <= 0:
+        raise click.ClickException("Refits are off (SMARTLONDON_CALIBRATION_REFIT_DAYS is 0).")
+    decisions = refit_due(env.db, days, base_url=settings.base_url.rstrip("/") + "/sta/v1.1")  # type: ignore[attr-defined]
+    if not decisions:
+        click.echo(f"No applied calibration is due (each is checked every {days:g} days).")
+    for d in decisions:
+        outcome = f"version {d.new_version} made and applied" if d.refit else f"version {d.version} kept"
+        click.echo(f"Datastream {d.datastream_id}, calibration {d.calibration_id}: {outcome}. {d.reason}")

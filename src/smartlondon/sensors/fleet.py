@@ -46,7 +46,7 @@ from sqlalchemy import func, select
 
 from ..core.background import TickingThread, run_during_lifespan
 from ..core.db import Database
-from . import laqn, service
+from . import laqn, ownership, service
 from .calibration import service as calibration
 from .models import Datastream, Latest, Observation, ObservedProperty, Sensor, Thing
 
@@ -323,6 +323,7 @@ def create_fleet(db: Database, base_url: str = "") -> FleetSummary:
                                    "encodingType": "application/geo+json",
                                    "location": {"type": "Point", "coordinates": point}}]}, base_url)["@iot.id"]
                 summary.things_created += 1
+            ownership.set_owner(session, [thing_id], ownership.DEMO_OWNER)  # the lampposts are the GLA's
             for s in STREAMS:
                 if (lamp.code, s.key) in streams:
                     continue

@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from ..core.db import Database
 from ..core.errors import BadRequest
-from . import service
+from . import ownership, service
 from .models import Datastream, Observation, ObservedProperty, Sensor, Thing
 
 AIR_QUALITY_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "air-quality"
@@ -261,6 +261,7 @@ def load_laqn(db: Database, *, sites_path: Path | None = None, hourly_path: Path
             if thing_id is None:
                 thing_id = service.create_from_path(session, "Things", thing_payload(site), base_url)["@iot.id"]
                 summary.things_created += 1
+            ownership.set_owner(session, [thing_id], ownership.DEMO_OWNER)  # the LAQN Things are the GLA's
             existing = {op: ds for ds, op in session.execute(
                 select(Datastream.id, Datastream.observed_property_id).where(Datastream.thing_id == thing_id))}
             for sp_code in sorted(by_site.get(code, [])):

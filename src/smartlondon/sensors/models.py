@@ -59,6 +59,10 @@ class Thing(Base):
     name: Mapped[str] = mapped_column(String(500))
     description: Mapped[str] = mapped_column(Text, default="")
     properties: Mapped[dict[str, Any] | None] = mapped_column(JSONType, nullable=True)
+    #: the organisation whose editors and admins may change this Thing and what hangs off it
+    #: (sensors/ownership.py; None: any writer may); not part of the SensorThings JSON
+    owner_organisation_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organisation.id", ondelete="SET NULL"), nullable=True, index=True)
 
 
 class Location(Base):

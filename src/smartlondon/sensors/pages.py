@@ -256,6 +256,12 @@ def _calibrations(session: Any, thing_id: int, datastreams: list[dict[str, Any]]
         item["referenceName"] = reference.name if reference is not None else ""
         item["referenceThing"] = reference.thing_id if reference is not None else None
         item["window"] = f"{_when(found.fit_start)} to {_when(found.fit_end)}"
+        refit = (found.stats or {}).get("refit")
+        item["origin"] = (f"Refitted from version {refit['from']['version']}: held-out error (RMSE) "
+                          f"{refit['candidateRmse']} against {refit['currentRmse']}" if isinstance(refit, dict)
+                          else "Fitted on request")
+        checks = (found.stats or {}).get("refitChecks") or []
+        item["lastCheck"] = checks[-1] if checks else None
         out.append(item)
     return out
 

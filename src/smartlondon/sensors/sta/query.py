@@ -50,6 +50,9 @@ NOT_SUPPORTED = {"$search", "$apply", "$compute", "$levels", "$format", "$deltat
 DATA_ARRAY_DEFAULT = ["id", "phenomenonTime", "resultTime", "result"]
 #: the annotation beside ``@iot.count`` saying the count is the database's estimate, not exact
 COUNT_ESTIMATED = "@iot.countEstimated"
+#: ``session.info`` key of the archive directory: when set, a nested ``$expand=Observations`` of
+#: Datastreams reads archived Observations too (sensors/archive.py)
+ARCHIVE_DIR = "sta_archive_dir"
 
 # property types for $filter/$orderby (odata.Operand.type)
 _TYPES = {
@@ -593,7 +596,8 @@ def serialize_many(session: Session, etype: EntityType, objs: list[Any], options
         nav = etype.navigation[item.nav]
         target = ENTITIES[nav.target]
         fetch = item.options if _latest_only(target, item.options) is None else replace(item.options, select=["id"])
-        related, more, counts = _fetch_related(session, etype, nav, objs, fetch)
+        related, more, counts = _fetch_related(session, etype, nav, objs, fetch,
+                                               _expand_source(session, etype, item, objs))
         unique = {child.id: child for children in related.values() for child in children}
         children_json = dict(zip(unique, serialize_many(session, target, list(unique.values()), item.options,
                                                         base_url)))
@@ -611,6 +615,19 @@ def serialize_many(session: Session, etype: EntityType, objs: list[Any], options
                 data[f"{item.nav}@iot.nextLink"] = next_link(
                     link, _nested_pairs(opts), opts.limit, opts.skip + opts.limit)
     return out
+
+
+def _expand_source(session: Session, etype: EntityType, item: Expand, objs: list[Any]) -> Any:
+    """Hot and archived Observations together for ``Datastreams?$expand=Observations(...)`` when the
+    expansion can touch an archived range (never for the latest-value expansion), else None."""
+    archive_dir = session.info.get(ARCHIVE_DIR)
+    if (archive_dir is None or etype.name != "Datastreams" or item.nav != "Observations"
+            or _is_latest(etype, item.nav, item.options)):
+        return None
+    from .. import archive
+
+    return archive.collection_source(session, archive_dir, item.options.filter,
+                                     datastream_ids=[obj.id for obj in objs])
 
 
 def _nested_pairs(options: Options) -> list[tuple[str, str]]:
@@ -648,18 +665,40 @@ def _latest_only(etype: EntityType, options: Options) -> Expand | None:
     return None
 
 
-def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: list[Any], options: Options
-                   ) -> tuple[dict[int, list[Any]], set[int], dict[int, int] | None]:
+def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: list[Any], options: Options,
+                   source: Any = None) -> tuple[dict[int, list[Any]], set[int], dict[int, int] | None]:
     """The related entities of every parent in one query: ({parent id: [children]}, parents with more,
-    {parent id: count} when $count)."""
+    {parent id: count} when $count). ``source``: the Observations of Datastreams over hot and archived
+    rows (:func:`_expand_source`), read with a window over the union."""
     target = ENTITIES[nav.target]
-    model = target.model
+    model = target.model if source is None else source
     dialect = _dialect(session)
     columns = _columns(target, model, options)
     parent_ids = {obj.id for obj in objs}
     related: dict[int, list[Any]] = defaultdict(list)
     more: set[int] = set()
     nav_name = next(n for n, v in etype.navigation.items() if v is nav)
+
+    if source is not None:
+        group = source.datastream_id
+        base = _where(select(*columns, group.label("parent_id")).where(_in(group, parent_ids, dialect)),
+                      target, model, options, dialect)
+        counts = None
+        if options.count:
+            counts = {pid: n for pid, n in session.execute(
+                base.with_only_columns(group, func.count()).group_by(group).order_by(None))}
+        limit = options.limit
+        row_number = func.row_number().over(partition_by=group, order_by=_order(target, model, options, by_time=True))
+        inner = base.add_columns(row_number.label("rn")).subquery()
+        stmt = (select(inner).where(and_(inner.c.rn > options.skip, inner.c.rn <= options.skip + limit + 1))
+                .order_by(inner.c.parent_id, inner.c.rn))
+        for row in session.execute(stmt):
+            if len(related[row.parent_id]) >= limit:
+                if limit > 0:
+                    more.add(row.parent_id)
+                continue
+            related[row.parent_id].append(row)
+        return related, more, counts
 
     if not nav.to_many:
         fks = {getattr(obj, nav.fk) for obj in objs} - {None}  # type: ignore[arg-type]

@@ -5,9 +5,12 @@ the HTML error page. The write side (POST/PATCH/PUT/DELETE) mounts its own route
 paths; ``CONFORMANCE`` is the list the landing page declares, and other modules append to it the
 classes their tests pass.
 
-Archived Observations (sensors/archive.py) are read here too: a Datastream's Observations through
-hot and archived rows together when the query can touch an archived range, and ``Observations(id)``
-of an archived one when the hot table has no such id.
+Archived Observations (sensors/archive.py) are read here too: a Datastream's, a
+FeatureOfInterest's and the top-level collection of Observations through hot and archived rows
+together when the query can touch an archived range (and nested ``$expand=Observations`` of
+Datastreams, through ``session.info[ARCHIVE_DIR]``), and ``Observations(id)`` of an archived one when
+the hot table has no such id. Importing this module installs the ownership checks of writes
+(sensors/ownership.py).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from sqlalchemy.orm import Session
 
 from ...core.db import Database
 from .. import archive
+from .. import ownership  # noqa: F401  (installs the write checks of per-organisation ownership)
 from ..models import ENTITIES
 from . import PREFIX, StaError, base_url
 from .paths import ResourcePath, Target, parse, resolve
 from .query import (
-    COUNT_ESTIMATED, dump_collection, fetch_page, parse_options, read_collection, read_entity, references,
+    ARCHIVE_DIR, COUNT_ESTIMATED, dump_collection, fetch_page, parse_options, read_collection, read_entity, references,
 )
 from .serialize import property_value, self_link
 
@@ -99,13 +103,30 @@ def _archived_observation(session: Session, request: Request, resource: Resource
 
 
 def _observation_source(session: Session, request: Request, target: Target, options: Any) -> Any:
-    """For ``Datastreams(d)/Observations``: hot and archived Observations together when the query can
-    touch an archived range (see sensors/archive.py), else None (the table alone)."""
-    if target.parent is None or target.parent[0].name != "Datastreams" or target.etype.name != "Observations":
+    """For a collection of Observations: hot and archived Observations together when the query can
+    touch an archived range (see sensors/archive.py), else None (the table alone). Covers
+    ``Datastreams(d)/Observations``, the top-level ``Observations`` and ``FeaturesOfInterest(f)/Observations``
+    (MultiDatastreams' Observations are never archived)."""
+    if target.etype.name != "Observations":
+        return None
+    archive_dir = request.app.state.settings.archive_dir
+    if target.parent is None:
+        if not archive.has_archive(session):
+            return None
+        keyset = not options.orderby
+        after_id = options.skiptoken[1] if options.skiptoken is not None and keyset else None
+        first = (options.skip + options.limit + 1) if keyset and not options.count else None
+        return archive.collection_source(session, archive_dir, options.filter, after_id=after_id, first_rows=first)
+    if target.parent[0].name == "FeaturesOfInterest":
+        if not archive.has_archive(session):
+            return None
+        after_id = options.skiptoken[1] if options.skiptoken is not None and not options.orderby else None
+        return archive.collection_source(session, archive_dir, options.filter, feature_id=target.parent[1],
+                                         after_id=after_id)
+    if target.parent[0].name != "Datastreams":
         return None
     after = options.skiptoken[0] if options.skiptoken is not None and not options.orderby else None
-    return archive.observation_source(session, request.app.state.settings.archive_dir, target.parent[1],
-                                      options.filter, after)
+    return archive.observation_source(session, archive_dir, target.parent[1], options.filter, after)
 
 
 def _read(path: str, request: Request) -> Response:
@@ -114,6 +135,7 @@ def _read(path: str, request: Request) -> Response:
     root = _root(request)
     db: Database = request.app.state.db
     with db.sessions() as session:
+        session.info[ARCHIVE_DIR] = request.app.state.settings.archive_dir  # for nested $expand=Observations
         source: Any = None
         try:
             target = resolve(session, resource)
@@ -139,8 +161,9 @@ def _read(path: str, request: Request) -> Response:
         condition = target.condition
         if not target.single:
             source = _observation_source(session, request, target, options)
-            if source is not None:
-                condition = source.datastream_id == target.parent[1]  # type: ignore[index]
+            if source is not None and target.parent is not None:
+                column = "datastream_id" if target.parent[0].name == "Datastreams" else "feature_of_interest_id"
+                condition = getattr(source, column) == target.parent[1]
         if target.single and options.result_format:
             raise StaError(400, "$resultFormat=dataArray applies to a collection of Observations.")
         if resource.ref:

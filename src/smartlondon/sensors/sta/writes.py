@@ -37,7 +37,7 @@ from ...core import audit
 from ...core.accounts import Actor, authenticate_token
 from ...core.db import Database
 from ...core.errors import BadRequest, Forbidden, NotAuthenticated, PayloadTooLarge, PlatformError, UnsupportedMediaType
-from .. import service
+from .. import ownership, service
 from . import PREFIX, base_url
 from . import router as read_router
 
@@ -127,6 +127,7 @@ def _run(request: Request, work: Callable[[Session, str], Any], action: str | No
     try:
         actor = authenticate(request.headers, session)
         request.state.actor_label = actor.label
+        ownership.bind(session, actor)  # per-organisation ownership checks (sensors/ownership.py)
         result = work(session, root)
         if action is not None:
             _audit(session, actor, action, result, path)
@@ -398,6 +399,7 @@ def run_batch(request: Request, body: Any) -> list[dict[str, Any]]:
         with db.session() as session:
             actor = authenticate(request.headers, session)
         request.state.actor_label = actor.label
+        request.state.sta_actor = actor  # for ownership.bind below
     created: dict[str, str] = {}
     failed: set[str] = set()
     responses: list[dict[str, Any]] = []
@@ -405,6 +407,7 @@ def run_batch(request: Request, body: Any) -> list[dict[str, Any]]:
         group = unit[0][1].get("atomicityGroup")
         done: list[dict[str, Any]] = []
         session = db.sessions()
+        ownership.bind(session, getattr(request.state, "sta_actor", None))  # sensors/ownership.py
         try:
             for index, item in unit:
                 blocked = [d for d in item.get("dependsOn", []) if d in failed]
