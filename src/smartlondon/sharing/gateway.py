@@ -25,9 +25,10 @@ from ..core.db import utcnow
 from ..core.errors import BadRequest, Forbidden, NotFound, ValidationFailed
 from ..settings import Settings
 from . import accesslog, agreements
+from .disclosure.rules import Profile, profile_named
 from .disclosure.types import AggregateResult, Outcome
 from .models import Agreement, RestrictedDataset, SharingQuery
-from .store import RestrictedStore, quote
+from .store import RestrictedStore, SubjectIndex, quote
 
 OPS = {"=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
 MEASURE_OPS = ("count", "sum", "mean")
@@ -244,15 +245,24 @@ def _subject_set(cur: duckdb.DuckDBPyConnection, table: str, where: str, params:
     return accesslog.encode_bitmap(bytes(blob), 1 - pad, int(ones)), int(rows), int(ones)
 
 
-def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose: str,
-                  bounds: dict[str, Any]) -> tuple[AggregateResult, Callable[[], tuple[dict[str, bytes], int, dict[str, int]]]]:
-    """Compute the aggregate's true cells; the subject sets and rows read come from the returned function."""
+def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose: str, bounds: dict[str, Any],
+                  profile: Profile | None = None
+                  ) -> tuple[AggregateResult, Callable[[], tuple[dict[str, bytes], int, dict[str, int]]]]:
+    """Compute the aggregate's true cells; the subject sets and rows read come from the returned function.
+
+    With a ``profile`` that has dominance rules, sums and means also get what those rules need (see
+    ``_dominance``).
+    """
     rd = plan.datasets[0]
     _, one_per_subject = store.table_info(rd.table_name)
     with store.cursor() as cur:
         where, params = _where_sql(plan, bounds)
-        optout = store.exclusion_filter(rd.table_name, _excluded(session, store, rd, purpose))
+        excluded = _excluded(session, store, rd, purpose)
+        optout = store.exclusion_filter(rd.table_name, excluded)
         where = " AND ".join(p for p in (where, optout) if p)
+        # one row per subject: the subject index answers while DuckDB computes the aggregate
+        pending = (_in_background(store, rd, where, params, plan, excluded)
+                   if one_per_subject and rd.subject_column else None)
         cols = []
         names = []
         for op, name in plan.measures:
@@ -271,6 +281,9 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
                 names.append(f"mean_{name}")
         n_expr = "count(*)" if one_per_subject or not rd.subject_column else "count(DISTINCT _subject_no)"
         dims = ", ".join(quote(d) for d in plan.dimensions)
+        magnitudes = list(dict.fromkeys(n for op, n in plan.measures if op != "count" and n))
+        if profile is None or not profile.has_magnitude_rules:
+            magnitudes = []
         select = ", ".join([*(quote(d) for d in plan.dimensions), *cols, n_expr])
         sql = f"SELECT {select} FROM {quote(rd.table_name)}"
         if where:
@@ -278,12 +291,18 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
         if dims:
             sql += f" GROUP BY {dims} ORDER BY {dims}"
         rows = cur.execute(sql, params).fetchall()
-    k = len(plan.dimensions)
+        k = len(plan.dimensions)
+        width = k + len(cols) + 1
+        dominance: dict[tuple[Any, ...], dict[str, list[float]]] = {}
+        if magnitudes and rows and not (one_per_subject and _surely_safe(
+                profile, plan, rows, width, {m: store.column_stats(rd.table_name, m) for m in magnitudes},  # type: ignore[arg-type]
+                names)):
+            dominance = _dominance(cur, plan, rd, where, params, one_per_subject, magnitudes, names)
     out = []
     for row in rows:
         cell = dict(zip(plan.dimensions, row[:k]))
-        cell.update(zip(names, (float(v) if isinstance(v, float) else v for v in row[k:-1])))
-        cell["_n"] = int(row[-1])
+        cell.update(zip(names, (float(v) if isinstance(v, float) else v for v in row[k:width - 1])))
+        cell["_n"] = int(row[width - 1])
         if not plan.dimensions and cell["_n"] == 0:
             cell.update({n: 0 if n == "count" else None for n in names})
         out.append(cell)
@@ -291,19 +310,117 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
                              where=_canonical_where(plan.where), query_kind="aggregate")
     if bounds:
         result.bounds = {k: list(v) for k, v in bounds.items()}  # type: ignore[attr-defined]
-    return result, _in_background(store, rd, where, params)  # after the aggregate: both at once only compete
+    if magnitudes:
+        result.dominance = dominance
+        result.dominance_checked = True
+    # a second pass in DuckDB starts after the aggregate: both at once only compete
+    return result, pending or _in_background(store, rd, where, params)
 
 
-def _in_background(store: RestrictedStore, rd: RestrictedDataset, where: str,
-                   params: list[Any]) -> Callable[[], tuple[dict[str, bytes], int, dict[str, int]]]:
-    """Start the subject-set pass on its own cursor (DuckDB releases the GIL, so it runs while disclosure
-    control works in Python); the returned function waits for it: (subject sets, rows read, people)."""
+def _cell_keys(dimensions: list[str], key: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The keys of the cells (the cell itself and the margins the rules add) that ``key`` contributes to."""
+    from .disclosure.rules import ALL
+
+    grand = (ALL,) * len(dimensions)
+    if len(dimensions) == 2:
+        return [key, (key[0], ALL), (ALL, key[1]), grand]
+    return [key, grand] if dimensions else [key]
+
+
+def _surely_safe(profile: Profile, plan: Plan, rows: list[tuple[Any, ...]], width: int,
+                 stats: dict[str, tuple[Any, Any, bool]], names: list[str]) -> bool:
+    """True when the column's least and largest values prove no cell (margins too) is dominated.
+
+    For a table with one row per person: when a column has no negative values and no NULLs, each cell's
+    total is its sum (or mean times its count of rows) and no contribution exceeds the column's largest value,
+    so a cell with ``n x largest <= k% x total`` cannot be dominated. Anything else needs the exact pass.
+    """
+    k = len(plan.dimensions)
+    totals: dict[tuple[tuple[Any, ...], str], float] = {}
+    for name, (low, high, nulls) in stats.items():
+        if low is None:
+            continue  # only NULLs: nothing to add up
+        if nulls or low < 0:
+            return False
+        for row in rows:
+            values = dict(zip(names, row[k:width - 1]))
+            total = values.get(f"sum_{name}")
+            if total is None:
+                mean = values.get(f"mean_{name}")
+                total = float(mean) * int(row[width - 1]) if mean is not None else 0.0
+            for cell in _cell_keys(plan.dimensions, tuple(row[:k])):
+                totals[(cell, name)] = totals.get((cell, name), 0.0) + float(total)
+        if not all(profile.surely_safe(total, float(high)) for (_, m), total in totals.items() if m == name):
+            return False
+    return True
+
+
+def _dominance(cur: duckdb.DuckDBPyConnection, plan: Plan, rd: RestrictedDataset, where: str, params: list[Any],
+               one_per_subject: bool, magnitudes: list[str],
+               names: list[str]) -> dict[tuple[Any, ...], dict[str, list[float]]]:
+    """Per cell (margins too) and sum/mean measure: [total, largest, second largest] absolute contribution.
+
+    A contributor is a person (the sum of their rows in the cell; in a margin, over the cells it covers) or,
+    in a table without people, a row. One pass per set of dimensions the published table shows.
+    """
+    from .disclosure.rules import ALL
+
+    dims = plan.dimensions
+    sets: list[list[str]] = [list(dims)]
+    if len(dims) == 2:
+        sets += [[dims[0]], [dims[1]]]
+    if dims:
+        sets.append([])
+    per_person = bool(rd.subject_column) and not one_per_subject
+    clause = f" WHERE {where}" if where else ""
+    parts = []
+    for i, group in enumerate(sets):
+        keys = ", ".join(quote(d) for d in group)
+        cols = [quote(d) if d in group else "NULL" for d in dims]
+        if per_person:
+            inner = (f"SELECT {keys + ', ' if keys else ''}"
+                     + ", ".join(f"sum({quote(m)}) AS c{j}" for j, m in enumerate(magnitudes))
+                     + f" FROM {quote(rd.table_name)}{clause} GROUP BY {keys + ', ' if keys else ''}_subject_no")
+        else:
+            inner = (f"SELECT {keys + ', ' if keys else ''}"
+                     + ", ".join(f"{quote(m)} AS c{j}" for j, m in enumerate(magnitudes))
+                     + f" FROM {quote(rd.table_name)}{clause}")
+        stats = ", ".join(f"sum(abs(c{j}))::DOUBLE, max(abs(c{j}), 2)::DOUBLE[]" for j in range(len(magnitudes)))
+        parts.append(f"SELECT {i} AS _set{''.join(', ' + c for c in cols)}, {stats} FROM ({inner})"
+                     + (f" GROUP BY {keys}" if keys else ""))
+    rows = cur.execute(" UNION ALL ".join(parts), params * len(parts)).fetchall()
+    out: dict[tuple[Any, ...], dict[str, list[float]]] = {}
+    for row in rows:
+        group = sets[row[0]]
+        key = tuple(v if d in group else ALL for d, v in zip(dims, row[1:1 + len(dims)]))
+        cell = out.setdefault(key, {})
+        for j, m in enumerate(magnitudes):
+            total, top = row[1 + len(dims) + 2 * j], row[2 + len(dims) + 2 * j] or []
+            top = [*top, 0.0, 0.0][:2]
+            for name in names:
+                if name in (f"sum_{m}", f"mean_{m}"):
+                    cell[name] = [float(total or 0.0), float(top[0] or 0.0), float(top[1] or 0.0)]
+    return out
+
+
+def _in_background(store: RestrictedStore, rd: RestrictedDataset, where: str, params: list[Any],
+                   plan: Plan | None = None,
+                   excluded: set[int] | None = None) -> Callable[[], tuple[dict[str, bytes], int, dict[str, int]]]:
+    """Start the subject-set work on its own thread; the returned function waits for it: (subject sets, rows
+    read, people).
+
+    For a table with one row per subject whose filter uses only indexed columns the set comes from the subject
+    index (bitmaps AND-ed and OR-ed in numpy: no second read of the table); otherwise from a second pass in
+    DuckDB. Both release the GIL, so the work overlaps the aggregate or disclosure control.
+    """
     done: dict[str, Any] = {}
 
     def work() -> None:
         try:
-            with store.cursor() as cur:
-                done["value"] = _subject_set(cur, rd.table_name, where, params)
+            done["value"] = _indexed_subject_set(store, rd, plan, excluded) if plan is not None else None
+            if done["value"] is None:
+                with store.cursor() as cur:
+                    done["value"] = _subject_set(cur, rd.table_name, where, params)
         except BaseException as exc:  # handed to the waiting caller
             done["error"] = exc
 
@@ -320,6 +437,25 @@ def _in_background(store: RestrictedStore, rd: RestrictedDataset, where: str,
         return {rd.slug: subjects}, rows_read, {rd.slug: people}
 
     return wait
+
+
+def _indexed_subject_set(store: RestrictedStore, rd: RestrictedDataset, plan: Plan,
+                         excluded: set[int] | None) -> tuple[bytes, int, int] | None:
+    """The subject set, rows read and people from the subject index; None when the index cannot answer."""
+    if not rd.subject_column:
+        return None
+    _, one_per_subject = store.table_info(rd.table_name)
+    if not one_per_subject:
+        return None
+    import numpy as np
+
+    bits = SubjectIndex(store, rd.table_name).subjects(plan.where, excluded or ())
+    if bits is None:
+        return None
+    ones = int(np.bitwise_count(bits).sum())
+    if not ones:
+        return accesslog.encode_bitmap(b"", 0), 0, 0
+    return accesslog.encode_bitmap(bits.tobytes(), 1, ones), ones, ones  # one row per subject: rows = people
 
 
 def _canonical_where(where: dict[str, Any]) -> dict[str, Any]:
@@ -428,7 +564,8 @@ def submit(session: Session, settings: Settings, actor: Actor, body: dict[str, A
             bounds[name] = pair
     dimensions_rows: list[dict[str, Any]] = []
     if plan.kind == "aggregate":
-        result, pending = run_aggregate(session, store, plan, purpose, bounds)
+        rules = None if dp is not None else profile_named(disclosure.get("profile") or agreement.disclosure_profile)
+        result, pending = run_aggregate(session, store, plan, purpose, bounds, rules)
         dimensions_rows = result.rows
         try:
             outcome = _control(session, result, agreement, disclosure, record, actor)
@@ -454,10 +591,12 @@ def submit(session: Session, settings: Settings, actor: Actor, body: dict[str, A
                                        "no disclosure control; the use is logged."}, [])
     _finish(record, outcome)
     org = next((p.organisation for p in agreement.parties if p.organisation_id == record.organisation_id), None)
-    accesslog.append(session, actor=actor.label, organisation=org.slug if org else "", agreement=agreement.slug,
-                     purpose=purpose, datasets=[d.slug for d in plan.datasets], fields=plan.fields,
-                     rows_read=rows_read, released=_released_summary(outcome), subjects=subjects,
-                     query_id=record.id, boroughs=_boroughs(plan, dimensions_rows), subject_counts=people)
+    entry = accesslog.append(session, actor=actor.label, organisation=org.slug if org else "",
+                             agreement=agreement.slug, purpose=purpose, datasets=[d.slug for d in plan.datasets],
+                             fields=plan.fields, rows_read=rows_read, released=_released_summary(outcome),
+                             subjects=subjects, query_id=record.id, boroughs=_boroughs(plan, dimensions_rows),
+                             subject_counts=people)
+    accesslog.anchor_if_due(session, entry, settings.data_dir)
     session.flush()
     return (403 if outcome.status == "refused" else 200), view(record)
 
@@ -480,7 +619,8 @@ def _released_summary(outcome: Outcome) -> dict[str, Any]:
     s = outcome.summary or {}
     return {"status": outcome.status, "rows": len(outcome.rows) if outcome.status == "released" else 0,
             "profile": s.get("profile"), "suppressed": int(s.get("suppressed_primary", 0) or 0)
-            + int(s.get("suppressed_secondary", 0) or 0), "dp": s.get("dp")}
+            + int(s.get("suppressed_dominance", 0) or 0) + int(s.get("suppressed_secondary", 0) or 0),
+            "dp": s.get("dp")}
 
 
 def _finish(record: SharingQuery, outcome: Outcome) -> None:
@@ -522,9 +662,10 @@ def mark_released(session: Session, query_id: int | str, outcome: Outcome) -> Sh
     _finish(record, outcome)
     agreement = record.agreement
     org = record.organisation
-    accesslog.append(session, actor=record.user.username, organisation=org.slug if org else "",
-                     agreement=agreement.slug if agreement else "", purpose=record.purpose, datasets=[],
-                     fields=[], rows_read=0, released={**_released_summary(outcome), "after_review": True},
-                     subjects={}, query_id=record.id)
+    entry = accesslog.append(session, actor=record.user.username, organisation=org.slug if org else "",
+                             agreement=agreement.slug if agreement else "", purpose=record.purpose, datasets=[],
+                             fields=[], rows_read=0, released={**_released_summary(outcome), "after_review": True},
+                             subjects={}, query_id=record.id)
+    accesslog.anchor_if_due(session, entry)
     session.flush()
     return record

@@ -37,6 +37,12 @@ _known: dict[Path, dict[str, int]] = {}       # pseudonym -> subject number (nev
 _unknown: dict[Path, set[str]] = {}           # pseudonyms not in the store (forgotten when rows load)
 _instances_lock = threading.Lock()
 _write_lock = threading.RLock()
+#: (store path, table, column) -> value -> packed bitmap of the subjects whose row has that value (or None: the
+#: column has too many values to index). Forgotten whenever the table's rows change (``_forget``).
+_bitmaps: dict[tuple[Path, str, str], dict[Any, Any] | None] = {}
+#: (store path, table, column) -> (least value, largest value, has NULLs), forgotten with the bitmaps.
+_stats: dict[tuple[Path, str, str], tuple[Any, Any, bool]] = {}
+INDEX_MAX_VALUES = 128  # columns with more distinct values are not indexed (the gateway scans instead)
 
 
 def quote(name: str) -> str:
@@ -92,6 +98,9 @@ class RestrictedStore:
 
     def close(self) -> None:
         """Close this store's database instance (tests and shutdown)."""
+        for cache in (_bitmaps, _stats):
+            for key in [k for k in cache if k[0] == self.path]:
+                cache.pop(key, None)
         with _instances_lock:
             conn = _instances.pop(self.path, None)
             _known.pop(self.path, None)
@@ -139,6 +148,7 @@ class RestrictedStore:
     def drop(self, table: str) -> None:
         """Remove a table and its bookkeeping (its subjects' numbers stay: they are never reused)."""
         check_identifier(table, "table")
+        _forget(self.path, table)
         with _write_lock, self.cursor() as cur:
             cur.execute(f"DROP TABLE IF EXISTS {quote(table)}")
             cur.execute("DELETE FROM _tables WHERE name = ?", [table])
@@ -230,6 +240,7 @@ class RestrictedStore:
         cur.execute("DELETE FROM _exclusions WHERE name = ?", [table])  # new rows: every materialised set is stale
         self._refresh_info(cur, table, subject_column)
         _unknown.pop(self.path, None)
+        _forget(self.path, table)
         return int(loaded)
 
     @staticmethod
@@ -273,6 +284,17 @@ class RestrictedStore:
                     hit = (slot,)
         return f"NOT _excl_{int(hit[0])}"
 
+    def column_stats(self, table: str, column: str) -> tuple[Any, Any, bool]:
+        """The least and largest value of a column and whether it holds NULLs (cached until the rows change)."""
+        check_identifier(table, "table")
+        key = (self.path, table, column)
+        if key not in _stats:
+            with self.cursor() as cur:
+                low, high, nulls = cur.execute(f"SELECT min({quote(column)}), max({quote(column)}), "
+                                               f"count(*) > count({quote(column)}) FROM {quote(table)}").fetchone()
+            _stats[key] = (low, high, bool(nulls))
+        return _stats[key]
+
     # --- subjects (for data-subject requests) ----------------------------------------------------
 
     def subject_nos(self, pseudonyms: Iterable[str]) -> dict[str, int]:
@@ -311,6 +333,7 @@ class RestrictedStore:
                                 [subject_pseudonym]).fetchone()[0]
             cur.execute(f"UPDATE {quote(table)} SET {sets} WHERE {quote(column)} = ?",
                         [*changes.values(), subject_pseudonym])
+            _forget(self.path, table)
         return int(count)
 
     def delete_subject(self, table: str, pseudonym: str) -> int:
@@ -320,4 +343,110 @@ class RestrictedStore:
             count = cur.execute(f"SELECT count(*) FROM {quote(table)} WHERE {quote(column)} = ?",
                                 [pseudonym]).fetchone()[0]
             cur.execute(f"DELETE FROM {quote(table)} WHERE {quote(column)} = ?", [pseudonym])
+            _forget(self.path, table)
         return int(count)
+
+
+# --- the subject index: per-value bitmaps of one-row-per-subject tables ------------------------------------
+
+def _forget(path: Path, table: str) -> None:
+    """Drop the cached bitmaps and column statistics of ``table`` (its rows changed)."""
+    for cache in (_bitmaps, _stats):
+        for key in [k for k in cache if k[0] == path and k[1] == table]:
+            cache.pop(key, None)
+
+
+def _compatible(values: Iterable[Any], params: Iterable[Any]) -> bool:
+    """Whether Python comparison of these parameters with the column's values means what DuckDB's would."""
+    kinds = {type(v) for v in values if v is not None}
+    if not kinds:
+        return True
+    if kinds <= {int, float}:
+        return all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in params)
+    if kinds == {str}:
+        return all(isinstance(p, str) for p in params)
+    return False  # booleans, dates, decimals: leave the comparison to DuckDB
+
+
+_TESTS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+          "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+class SubjectIndex:
+    """For a table with one row per subject: per column, a bitmap of subjects per distinct value.
+
+    A filter of ``IN`` lists and comparisons on indexed columns then gives the set of subjects whose rows it
+    reads by OR-ing and AND-ing bitmaps in numpy, without reading the table again. Bit ``i`` of a bitmap
+    (numpy's big-endian ``packbits`` order) is subject number ``i + 1``. Built lazily per column, on the first
+    query that filters on it, and forgotten when the table's rows change.
+    """
+
+    def __init__(self, store: RestrictedStore, table: str) -> None:
+        self.store, self.table = store, table
+        self.top = max(store.max_subject_no(table), 1)
+
+    def _column(self, column: str) -> dict[Any, Any] | None:
+        key = (self.store.path, self.table, column)
+        if key in _bitmaps:
+            return _bitmaps[key]
+        import numpy as np
+
+        with self.store.cursor() as cur:
+            values = [r[0] for r in cur.execute(f"SELECT DISTINCT {quote(column)} FROM {quote(self.table)} "
+                                                f"LIMIT {INDEX_MAX_VALUES + 1}").fetchall()]
+            if len(values) > INDEX_MAX_VALUES:
+                _bitmaps[key] = None
+                return None
+            known = [v for v in values if v is not None]
+            got = cur.execute(f"SELECT coalesce(list_position(?, {quote(column)}), 0)::USMALLINT AS code, "
+                              f"_subject_no FROM {quote(self.table)}", [known]).fetchnumpy()
+        codes, subjects = np.asarray(got["code"]), np.asarray(got["_subject_no"], dtype=np.int64) - 1
+        maps: dict[Any, Any] = {}
+        for i, value in enumerate(known, start=1):
+            bits = np.zeros(self.top, dtype=bool)
+            bits[subjects[codes == i]] = True
+            maps[value] = np.packbits(bits)
+        _bitmaps[key] = maps
+        return maps
+
+    def _present(self) -> Any:
+        """The packed bitmap of the subjects who have a row in the table."""
+        key = (self.store.path, self.table, "")  # "" is never a column name
+        maps = _bitmaps.get(key)
+        if maps is None:
+            import numpy as np
+
+            with self.store.cursor() as cur:
+                got = cur.execute(f"SELECT _subject_no FROM {quote(self.table)} WHERE _subject_no IS NOT NULL"
+                                  ).fetchnumpy()
+            bits = np.zeros(self.top, dtype=bool)
+            bits[np.asarray(got["_subject_no"], dtype=np.int64) - 1] = True
+            maps = _bitmaps[key] = {None: np.packbits(bits)}
+        return maps[None]
+
+    def subjects(self, where: dict[str, Any], excluded: Iterable[int]) -> Any | None:
+        """The packed bitmap of subjects whose rows match ``where`` and are not excluded; None if not indexable."""
+        import numpy as np
+
+        size = (self.top + 7) // 8
+        acc = self._present().copy()
+        for column, cond in sorted(where.items()):
+            maps = self._column(column)
+            if maps is None:
+                return None
+            pairs = [("=", v) for v in cond] if isinstance(cond, list) else list(cond.items())
+            if not _compatible(maps, [v for _, v in pairs]):
+                return None
+            hit = np.zeros(size, dtype=np.uint8)
+            for value, bits in maps.items():
+                ok = any(_TESTS[op](value, v) for op, v in pairs) if isinstance(cond, list) else \
+                    all(_TESTS[op](value, v) for op, v in pairs)
+                if ok:
+                    np.bitwise_or(hit, bits, out=hit)
+            np.bitwise_and(acc, hit, out=acc)
+        nos = np.fromiter((int(n) - 1 for n in excluded if 0 < int(n) <= self.top), dtype=np.int64)
+        if nos.size:
+            mask = np.zeros(size, dtype=np.uint8)
+            np.bitwise_or.at(mask, nos // 8, (0x80 >> (nos % 8)).astype(np.uint8))
+            np.bitwise_and(acc, np.invert(mask), out=acc)
+        return acc

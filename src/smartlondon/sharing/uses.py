@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..core.models import Organisation
@@ -69,3 +69,16 @@ def _result(released: dict[str, Any]) -> str:
     if status == "review":
         return "Waiting for two-person review."
     return "Refused by disclosure control." if status == "refused" else status
+
+
+def log_anchors(session: Session) -> dict[str, Any]:
+    """The published heads of the access log (newest first) and the log's current head, for anyone to copy."""
+    from . import accesslog
+
+    rows = [accesslog.anchor_json(a) for a in accesslog.anchors(session)]
+    last = session.execute(select(AccessLogEntry.id, AccessLogEntry.hash).order_by(AccessLogEntry.id.desc())
+                           .limit(1)).first()
+    count = session.scalar(select(func.count()).select_from(AccessLogEntry)) or 0
+    return {"anchors": rows, "count": len(rows), "every": accesslog.ANCHOR_EVERY,
+            "current": {"sequence": int(count), "entry_id": last[0] if last else None,
+                        "head_hash": last[1] if last else accesslog.GENESIS}}

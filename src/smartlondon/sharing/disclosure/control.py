@@ -28,6 +28,7 @@ def clear(session: Session, result: AggregateResult, *, agreement: Any, profile:
 
     table = Table.from_result(result)
     primary = table.suppress_primary(rules)
+    dominance = table.suppress_dominance(rules, result.dominance) if result.dominance else 0
     secondary = table.suppress_secondary()
     hits = ledger.differencing_hits(session, result, table, rules)
     differencing = 0
@@ -37,6 +38,9 @@ def clear(session: Session, result: AggregateResult, *, agreement: Any, profile:
         differencing = table.suppress({key for hit in hits for key in hit["cells"]}, "differencing")
         secondary += table.suppress_secondary()
     summary = _summary(rules, table, primary, secondary, differencing, hits)
+    if result.dominance_checked:
+        summary.update({"suppressed_dominance": dominance, "dominance": [list(r) for r in rules.dominance],
+                        "p_percent": rules.p_percent})
     if hits and table.is_empty():
         columns, rows, marks = before_differencing.render(rules)
         reasons = ["Every cell of this table would have to be suppressed because it differs by a few people "

@@ -39,6 +39,35 @@ class Profile:
     rounding_base: int
     description: str
     zero_is_safe: bool = True
+    #: (n, k) dominance rules for sums and means: a cell is sensitive if its n largest contributors (n is 1 or 2)
+    #: make up more than k% of its total.
+    dominance: tuple[tuple[int, float], ...] = ()
+    #: The p% rule: a cell is sensitive if the total minus its two largest contributions is less than p% of
+    #: the largest (the second largest contributor could then estimate the largest within p%).
+    p_percent: float | None = None
+
+    @property
+    def has_magnitude_rules(self) -> bool:
+        """True if sums and means are checked for dominance."""
+        return bool(self.dominance) or self.p_percent is not None
+
+    def dominated(self, total: float, first: float, second: float) -> bool:
+        """True if a cell with this total and two largest absolute contributions is sensitive."""
+        if total <= 0:
+            return False
+        for n, k in self.dominance:
+            if (first if n == 1 else first + second) > k / 100 * total:
+                return True
+        return self.p_percent is not None and total - first - second < self.p_percent / 100 * first
+
+    def surely_safe(self, total: float, largest: float) -> bool:
+        """True if no cell with this total and a largest contribution at most ``largest`` can be sensitive."""
+        if total <= 0:
+            return True
+        for n, k in self.dominance:
+            if n * largest > k / 100 * total:
+                return False
+        return self.p_percent is None or total - 2 * largest >= self.p_percent / 100 * largest
 
     def unsafe(self, value: float | int | None) -> bool:
         """True if a count of this many people may not be shown."""
@@ -57,16 +86,21 @@ class Profile:
         """The published rules of this profile."""
         return {"name": self.name, "title": self.title, "threshold": self.threshold,
                 "suppress": f"counts from 1 to {self.threshold - 1}", "rounding_base": self.rounding_base,
-                "zero_is_safe": self.zero_is_safe, "description": self.description}
+                "zero_is_safe": self.zero_is_safe, "description": self.description,
+                "dominance": [{"n": n, "k": k} for n, k in self.dominance], "p_percent": self.p_percent}
 
 
 PROFILES: dict[str, Profile] = {
     "nhs": Profile("nhs", "NHS England small numbers", threshold=8, rounding_base=5,
                    description="Counts of 1 to 7 people are suppressed; every other count is rounded to the "
-                               "nearest 5. Zero is shown as 0."),
+                               "nearest 5. Zero is shown as 0. A sum or mean is suppressed where one person "
+                               "makes up more than 50% of its total, or two people more than 85%.",
+                   dominance=((1, 50), (2, 85))),
     "ons": Profile("ons", "ONS threshold rule", threshold=10, rounding_base=5,
                    description="Counts below 10 people (1 to 9) are suppressed; every other count is rounded "
-                               "to the nearest 5. Zero is shown as 0."),
+                               "to the nearest 5. Zero is shown as 0. A sum or mean is suppressed where one "
+                               "person makes up more than 50% of its total, or two people more than 85%.",
+                   dominance=((1, 50), (2, 85))),
 }
 
 
@@ -179,6 +213,16 @@ class Table:
         for cell in self.cells.values():
             if not cell.suppressed and (profile.unsafe(cell.n) or profile.unsafe(cell.count)):
                 cell.suppressed = "primary"
+                hits += 1
+        return hits
+
+    def suppress_dominance(self, profile: Profile, dominance: dict[tuple[Any, ...], dict[str, list[float]]]) -> int:
+        """Suppress every cell whose sum or mean is dominated by one or two people (profile's rules)."""
+        hits = 0
+        for key, measures in dominance.items():
+            cell = self.cells.get(key)
+            if cell is not None and not cell.suppressed and any(profile.dominated(*v) for v in measures.values()):
+                cell.suppressed = "dominance"
                 hits += 1
         return hits
 

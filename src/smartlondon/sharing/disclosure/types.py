@@ -33,6 +33,11 @@ class AggregateResult:
     count_columns: list[str] = field(default_factory=list)
     #: For differential privacy: field -> [lower, upper], the bounds the gateway clamped each summed field to.
     bounds: dict[str, list[float]] = field(default_factory=dict)
+    #: For the dominance and p% rules of sums and means: cell key (``rules.ALL`` in margins) -> measure ->
+    #: [total, largest, second largest] absolute contribution of one person. Cells left out were proved safe
+    #: from bounds; ``dominance_checked`` says the gateway looked at all.
+    dominance: dict[tuple[Any, ...], dict[str, list[float]]] = field(default_factory=dict)
+    dominance_checked: bool = False
 
     @property
     def dataset(self) -> str:
