@@ -11,11 +11,22 @@ import re
 import pytest
 from sqlalchemy import func, select
 
+from smartlondon.core import accounts
+from smartlondon.sharing import agreements
 from smartlondon.sharing.disclosure.models import Release
 from smartlondon.sharing.models import AccessLogEntry, SharingQuery
+from tests.sharing.conftest import agreement_data
 from tests.sharing.review_support import queue
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture(autouse=True)
+def shared_under(db, visits):  # type: ignore[no-untyped-def]
+    """The agreement the queued outputs were asked under: the LFB (controller) shares with Camden (recipient)."""
+    with db.session() as session:
+        agreements.create_agreement(session, agreement_data(), by=accounts.COMMAND_LINE)
+    return "home-fire-safety"
 
 
 @pytest.fixture
@@ -138,7 +149,7 @@ def test_review_pages_work_without_javascript(client, db, people):
     assert "one more reviewer must approve" in after.text and "Can this output be released?" not in after.text
 
     client.post("/sign-out", data={"csrf_token": csrf})
-    csrf = sign_in(client, people["rev2"])
+    csrf = sign_in(client, people["rev3"])  # the LFB: a controller's reviewer gives the releasing approval
     client.post(f"/sharing/reviews/{review_id}", data={"csrf_token": csrf, "decision": "approve",
                                                       "reason": "Agreed."}, follow_redirects=False)
     assert "The output is released" in client.get(f"/sharing/reviews/{review_id}").text
@@ -150,3 +161,42 @@ def test_review_pages_need_a_signed_in_reviewer(client, db, people, editor):
     assert client.get("/sharing/reviews").status_code == 401
     sign_in(client, editor)
     assert client.get(f"/sharing/reviews/{review_id}").status_code == 403
+
+
+def test_reviewers_of_other_organisations_neither_see_nor_decide(client, db, people, make_account):
+    brent = make_account("brent-reviewer", brent="reviewer")       # Brent is no party to the agreement
+    _, review_id = queue(db, "analyst")
+    assert client.get("/api/sharing/reviews", headers=brent.headers).json()["reviews"] == []
+    seen = client.get(f"/api/sharing/reviews/{review_id}", headers=brent.headers)
+    assert seen.status_code == 403 and "party to agreement" in seen.json()["error"]["message"]
+    assert decide(client, brent, review_id, "approve").status_code == 403
+    assert decide(client, brent, review_id, "reject").status_code == 403
+    assert client.get(f"/api/sharing/reviews/{review_id}", headers=people["rev1"].headers).json()["decisions"] == []
+    sign_in(client, brent)
+    assert client.get(f"/sharing/reviews/{review_id}").status_code == 403
+    assert f"/sharing/reviews/{review_id}" not in client.get("/sharing/reviews").text
+
+
+def test_the_requesters_organisation_alone_cannot_release(client, db, people):
+    query_id, review_id = queue(db, "analyst")                    # Camden asked; Camden is only a recipient
+    assert decide(client, people["rev1"], review_id, "approve").status_code == 200
+    second = decide(client, people["rev2"], review_id, "approve")  # another Camden reviewer
+    assert second.status_code == 403 and "controller" in second.json()["error"]["message"]
+    assert query_status(db, query_id).status == "review"
+    released = decide(client, people["rev3"], review_id, "approve")  # the LFB's reviewer
+    assert released.status_code == 200 and released.json()["status"] == "released"
+
+
+def test_a_controller_reviewer_may_approve_first_and_a_recipient_second(client, db, people):
+    query_id, review_id = queue(db, "analyst")
+    assert decide(client, people["rev3"], review_id, "approve").json()["status"] == "pending"
+    assert decide(client, people["rev1"], review_id, "approve").json()["status"] == "released"
+    assert query_status(db, query_id).status == "released"
+
+
+def test_an_output_under_an_unknown_agreement_has_no_reviewers(client, db, people):
+    with db.session() as session:
+        session.delete(agreements.get_agreement(session, "home-fire-safety"))
+    _, review_id = queue(db, "analyst")
+    assert decide(client, people["rev3"], review_id, "approve").status_code == 403
+    assert client.get("/api/sharing/reviews", headers=people["rev3"].headers).json()["reviews"] == []

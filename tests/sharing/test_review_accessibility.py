@@ -10,13 +10,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from smartlondon.core import accounts
+from smartlondon.sharing import agreements
 from tests.catalogue.live_server import serving
+from tests.sharing.conftest import agreement_data
 from tests.sharing.review_support import queue
 from tests.web.axe import audit, browser, local_page  # noqa: F401  (browser is a fixture)
 
 
 @pytest.fixture
-def site(db, tmp_path, make_account) -> Iterator[tuple[str, int]]:  # type: ignore[no-untyped-def]
+def site(db, tmp_path, make_account, visits) -> Iterator[tuple[str, int]]:  # type: ignore[no-untyped-def]
+    with db.session() as session:  # Camden, whose reviewer reviews, is a party to the output's agreement
+        agreements.create_agreement(session, agreement_data(), by=accounts.COMMAND_LINE)
     make_account("analyst", camden="member")
     make_account("reviewer-one", camden="reviewer")
     _, review_id = queue(db, "analyst")

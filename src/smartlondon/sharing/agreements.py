@@ -148,15 +148,13 @@ def _actor(by: Actor | User) -> Actor:
     return by if isinstance(by, Actor) else accounts.actor_for(by, "service")
 
 
-def create_agreement(session: Session, data: dict[str, Any], *, by: Actor | User) -> Agreement:
-    """Create a draft agreement; 422 listing every problem. Only a controller's editor or admin may."""
-    actor = _actor(by)
-    accounts.require_authenticated(actor)
+def validate_agreement(session: Session, data: dict[str, Any], *, slug_taken: bool = True) -> dict[str, Any]:
+    """The agreement's fields, checked and cleaned; 422 listing every problem (the API and the form share it)."""
     errors: dict[str, str] = {}
     slug = str(data.get("slug") or "")
     if not SLUG.match(slug):
         errors["slug"] = "Enter a short name of lowercase letters, numbers and hyphens."
-    elif session.scalar(select(Agreement.id).where(Agreement.slug == slug)) is not None:
+    elif slug_taken and session.scalar(select(Agreement.id).where(Agreement.slug == slug)) is not None:
         raise Conflict(f"The name '{slug}' is already used by another agreement.", {"slug": "Already in use."})
     title = str(data.get("title") or "").strip()
     if not title:
@@ -228,28 +226,89 @@ def create_agreement(session: Session, data: dict[str, Any], *, by: Actor | User
                                        "condition, such as 9(2)(h).")
     if errors:
         raise ValidationFailed("The agreement is not valid: " + "; ".join(errors.values()), errors)
-    if not actor.is_sysadmin and not any(actor.can_edit(o.id) for o in controllers):
-        raise Forbidden("Only an editor or admin of a controller organisation can draft this agreement.")
-    now = utcnow()
-    agreement = Agreement(slug=slug, title=title, status="draft", purposes=list(purposes), purpose_statement=statement,
-                          lawful_basis=basis, special_condition=condition, public_benefit=benefit,
-                          identifiability=identifiability, disclosure_profile=profile,
-                          dp_epsilon_budget=float(budget) if budget is not None else None,
-                          retention=str(data.get("retention") or ""), start_date=start, end_date=end,
-                          dpia_reference=str(data.get("dpia_reference") or ""), withheld=list(withheld),
-                          created_by=actor.label, created=now, modified=now)
+    return {"slug": slug, "title": title, "controllers": controllers, "recipients": recipients,
+            "purposes": [str(p) for p in purposes], "purpose_statement": statement,  # type: ignore[union-attr]
+            "lawful_basis": basis, "special_condition": condition, "public_benefit": benefit,
+            "identifiability": identifiability, "disclosure_profile": profile,
+            "dp_epsilon_budget": float(budget) if budget is not None else None,
+            "retention": str(data.get("retention") or ""), "start_date": start, "end_date": end,
+            "dpia_reference": str(data.get("dpia_reference") or ""), "withheld": list(withheld),
+            "officers": officers, "covered": covered}
+
+
+def may_draft(actor: Actor, controllers: list[Organisation]) -> bool:
+    """True if the actor may draft or edit an agreement with these controllers (an editor or admin of one)."""
+    return actor.is_sysadmin or any(actor.can_edit(o.id) for o in controllers)
+
+
+def _apply(agreement: Agreement, clean: dict[str, Any]) -> None:
+    """Write checked fields onto the agreement (parties and datasets replaced)."""
+    for name in ("title", "purposes", "purpose_statement", "lawful_basis", "special_condition", "public_benefit",
+                 "identifiability", "disclosure_profile", "dp_epsilon_budget", "retention", "start_date",
+                 "end_date", "dpia_reference", "withheld"):
+        setattr(agreement, name, clean[name])
+    officers = clean["officers"]
     agreement.parties = (
         [AgreementParty(organisation=o, organisation_id=o.id, role="controller", position=i,
-                        officer_name=str(officers.get(o.slug, ""))) for i, o in enumerate(controllers)]
+                        officer_name=str(officers.get(o.slug, ""))) for i, o in enumerate(clean["controllers"])]
         + [AgreementParty(organisation=o, organisation_id=o.id, role="recipient", position=i,
-                          officer_name=str(officers.get(o.slug, ""))) for i, o in enumerate(recipients)])
+                          officer_name=str(officers.get(o.slug, ""))) for i, o in enumerate(clean["recipients"])])
     agreement.datasets = [AgreementDataset(dataset_id=rd.dataset_id, restricted=rd, position=i, fields=f)
-                          for i, (rd, f) in enumerate(covered)]
+                          for i, (rd, f) in enumerate(clean["covered"])]
+
+
+def create_agreement(session: Session, data: dict[str, Any], *, by: Actor | User) -> Agreement:
+    """Create a draft agreement; 422 listing every problem. Only a controller's editor or admin may."""
+    actor = _actor(by)
+    accounts.require_authenticated(actor)
+    clean = validate_agreement(session, data)
+    if not may_draft(actor, clean["controllers"]):
+        raise Forbidden("Only an editor or admin of a controller organisation can draft this agreement.")
+    now = utcnow()
+    agreement = Agreement(slug=clean["slug"], status="draft", created_by=actor.label, created=now, modified=now)
+    _apply(agreement, clean)
     session.add(agreement)
     session.flush()
-    audit.record(session, actor, "sharing.agreement.create", "sharing_agreement", slug,
-                 after=public_record(agreement, include_withheld=True), summary=f"Drafted agreement “{title}”")
+    audit.record(session, actor, "sharing.agreement.create", "sharing_agreement", agreement.slug,
+                 after=public_record(agreement, include_withheld=True),
+                 summary=f"Drafted agreement “{agreement.title}”")
     return agreement
+
+
+def update_agreement(session: Session, agreement: Agreement, data: dict[str, Any], *, by: Actor | User) -> Agreement:
+    """Change a draft agreement (its short name stays); approvals so far are cleared, since the text changed."""
+    actor = _actor(by)
+    accounts.require_authenticated(actor)
+    if not may_draft(actor, agreement.party_orgs("controller")):
+        raise Forbidden("Only an editor or admin of a controller organisation can change this agreement.")
+    if agreement.status != "draft":
+        raise Conflict(f"The agreement is {agreement.status}; only a draft can be changed.")
+    clean = validate_agreement(session, {**data, "slug": agreement.slug}, slug_taken=False)
+    if not may_draft(actor, clean["controllers"]):
+        raise Forbidden("Keep your own organisation among the controllers: only a controller's editor or admin "
+                        "can change the agreement.")
+    before = public_record(agreement, include_withheld=True)
+    agreement.parties = []
+    agreement.datasets = []
+    session.flush()  # the old parties and datasets go before the new ones (same primary keys)
+    _apply(agreement, clean)
+    agreement.modified = utcnow()
+    session.flush()
+    audit.record(session, actor, "sharing.agreement.update", "sharing_agreement", agreement.slug, before=before,
+                 after=public_record(agreement, include_withheld=True),
+                 summary=f"Changed draft agreement “{agreement.title}” (approvals so far cleared)")
+    return agreement
+
+
+def history(session: Session, agreement: Agreement) -> list[dict[str, Any]]:
+    """The agreement's changes of state from the audit log, oldest first (what, when, why; no user names)."""
+    from ..core.models import AuditEvent
+
+    events = session.scalars(select(AuditEvent).where(AuditEvent.object_type == "sharing_agreement",
+                                                      AuditEvent.object_id == agreement.slug)
+                             .order_by(AuditEvent.id))
+    return [{"at": e.at.isoformat() if e.at else None, "action": e.action.rsplit(".", 1)[-1],
+             "summary": e.summary, "reason": (e.after or {}).get("reason", "")} for e in events]
 
 
 def get_agreement(session: Session, slug: str) -> Agreement:
@@ -274,8 +333,11 @@ def effective_status(agreement: Agreement, today: date | None = None) -> str:
 
 
 def approve(session: Session, agreement: Agreement, officer: Actor | User,
-            organisation: str | None = None) -> Agreement:
-    """Record one controller's approval by its officer (an admin); approved once every controller has."""
+            organisation: str | None = None, officer_name: str | None = None) -> Agreement:
+    """Record one controller's approval by its officer (an admin); approved once every controller has.
+
+    ``officer_name`` (the officer's name and role, as the register shows it) replaces the one drafted, if given.
+    """
     actor = _actor(officer)
     accounts.require_authenticated(actor)
     if agreement.status != "draft":
@@ -292,6 +354,8 @@ def approve(session: Session, agreement: Agreement, officer: Actor | User,
         raise Conflict("Your organisation has already approved this agreement.")
     party = mine[0]
     party.approved_at, party.approved_by_id, party.approved_by = utcnow(), actor.user.id, actor.user  # type: ignore[union-attr]
+    if officer_name and officer_name.strip():
+        party.officer_name = officer_name.strip()[:200]
     if not party.officer_name:
         party.officer_name = actor.user.display_name or actor.user.username  # type: ignore[union-attr]
     if all(p.approved_at is not None for p in agreement.parties if p.role == "controller"):
@@ -307,6 +371,20 @@ def approve(session: Session, agreement: Agreement, officer: Actor | User,
 
 TRANSITIONS = {"suspended": ("approved",), "approved": ("suspended",), "ended": ("draft", "approved", "suspended"),
                "expired": ("approved",)}
+
+
+def approvable_for(agreement: Agreement, actor: Actor) -> list[AgreementParty]:
+    """The controller parties this actor (their admin) may still approve the draft for."""
+    if agreement.status != "draft" or actor.user is None:
+        return []
+    return [p for p in agreement.parties if p.role == "controller" and p.approved_at is None
+            and actor.roles.get(p.organisation_id) == "admin"]
+
+
+def may_set_status(agreement: Agreement, actor: Actor) -> bool:
+    """True if the actor may suspend, reinstate or end the agreement (a controller's admin, or a sysadmin)."""
+    return actor.is_sysadmin or any(actor.can_admin(p.organisation_id) for p in agreement.parties
+                                    if p.role == "controller")
 
 
 def set_status(session: Session, agreement: Agreement, status: str, *, by: Actor | User, reason: str) -> Agreement:

@@ -31,12 +31,23 @@ def get_agreement(slug: str, ctx: Context = CtxDep) -> dict[str, Any]:
     return agreements.public_record(agreement, include_withheld=party, base_url=ctx.base_url)
 
 
-@router.post("/agreements/{slug}/approve", summary="Approve an agreement for one controller")
-async def approve_agreement(slug: str, request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
-    """An admin of a controller organisation approves for it (optionally naming it: {"organisation": slug})."""
+@router.put("/agreements/{slug}", summary="Change a draft agreement")
+async def update_agreement(slug: str, request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
+    """Replace a draft's fields (same body as drafting; the short name stays); approvals so far are cleared."""
     body = await json_body(request)
     agreement = agreements.get_agreement(ctx.session, slug)
-    agreements.approve(ctx.session, agreement, ctx.actor, organisation=body.get("organisation"))
+    agreements.update_agreement(ctx.session, agreement, body, by=ctx.actor)
+    return agreements.public_record(agreement, include_withheld=True, base_url=ctx.base_url)
+
+
+@router.post("/agreements/{slug}/approve", summary="Approve an agreement for one controller")
+async def approve_agreement(slug: str, request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
+    """An admin of a controller organisation approves for it (optionally {"organisation": slug, "officer": "Name, role"})."""
+    body = await json_body(request)
+    agreement = agreements.get_agreement(ctx.session, slug)
+    officer = body.get("officer")
+    agreements.approve(ctx.session, agreement, ctx.actor, organisation=body.get("organisation"),
+                       officer_name=str(officer) if officer else None)
     return agreements.public_record(agreement, include_withheld=True, base_url=ctx.base_url)
 
 

@@ -175,5 +175,18 @@ class AccessLogSubjects(Base):
     count: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class LogAnchor(Base):
+    """A published head of the access log: how many entries it had and the newest one's hash, at a time."""
+
+    __tablename__ = "sharing_log_anchor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sequence: Mapped[int] = mapped_column(Integer, index=True)          # entries in the log at that moment
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the newest entry then (None: empty log)
+    head_hash: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(String(40), default="command")  # "command" | "every N entries"
+
+
 __all__ = ["Agreement", "AgreementParty", "AgreementDataset", "RestrictedDataset", "SharingQuery",
-           "AccessLogEntry", "AccessLogSubjects", "STATUSES", "IDENTIFIABILITY", "PROFILES"]
+           "AccessLogEntry", "AccessLogSubjects", "LogAnchor", "STATUSES", "IDENTIFIABILITY", "PROFILES"]

@@ -3,6 +3,15 @@
 A reviewer holds the "reviewer" role in an organisation, and may not review an output they requested. The
 same reviewer cannot count twice. On the second approval the proposed output is released: it goes into the
 release ledger and the gateway's query is marked released (``sharing.gateway.mark_released``).
+
+Who may review which output (the organisation rule):
+
+* a reviewer sees and decides only outputs of agreements to which one of their reviewer organisations is a
+  party (a controller, which shares the data, or a recipient); reviewers of other organisations get 403 and do
+  not see the output in their queue; an output whose agreement cannot be found can be reviewed by nobody;
+* the releasing approval needs a controller: of the two approvals at least one comes from a reviewer of a
+  controller organisation. So reviewers of the requester's (recipient) organisation alone can never release an
+  output; a second recipient-side approval is refused (403) and the output keeps waiting.
 """
 
 from __future__ import annotations
@@ -45,22 +54,73 @@ def require_reviewer(actor: Actor) -> None:
                         "you the 'reviewer' role.")
 
 
+def _reviewer_orgs(actor: Actor) -> set[int]:
+    """Ids of the organisations in which the actor holds the reviewer role."""
+    return {org for org, role in actor.roles.items() if role == "reviewer"} if actor.user is not None else set()
+
+
+def agreement_of(session: Session, review: Review) -> Any:
+    """The agreement the reviewed output was asked under (by its unique short name, else its id), or None."""
+    from ..models import Agreement
+
+    if review.agreement_slug:
+        found = session.scalar(select(Agreement).where(Agreement.slug == review.agreement_slug))
+        if found is not None:
+            return found
+    return session.get(Agreement, review.agreement_id) if review.agreement_id is not None else None
+
+
+def reviewer_roles(session: Session, actor: Actor, review: Review) -> set[str]:
+    """The parts ("controller", "recipient") the actor's reviewer organisations play in the review's agreement."""
+    agreement = agreement_of(session, review)
+    mine = _reviewer_orgs(actor)
+    if agreement is None or not mine:
+        return set()
+    return {p.role for p in agreement.parties if p.organisation_id in mine}
+
+
+def require_reviewer_of(session: Session, actor: Actor, review: Review) -> set[str]:
+    """403 unless the actor reviews for a party of the review's agreement; the parts their organisations play."""
+    roles = reviewer_roles(session, actor, review)
+    if not roles:
+        raise Forbidden(f"Only reviewers of an organisation that is a party to agreement '{review.agreement_slug}' "
+                        "can see and decide this output.")
+    return roles
+
+
 def get_review(session: Session, actor: Actor, review_id: int) -> Review:
-    """The review with this id (reviewers only); 404 if none."""
+    """The review with this id (reviewers of a party to its agreement only); 404 if none."""
     require_reviewer(actor)
     review = session.get(Review, review_id)
     if review is None:
         raise NotFound(f"There is no review {review_id}.")
+    require_reviewer_of(session, actor, review)
     return review
 
 
 def list_reviews(session: Session, actor: Actor, status: str | None = "pending", limit: int = 200) -> list[Review]:
-    """Reviews in a status (default: pending), oldest first (reviewers only)."""
+    """Reviews in a status (default: pending), oldest first, of agreements the actor's organisations are party to."""
+    from ..models import Agreement, AgreementParty
+
     require_reviewer(actor)
-    query = select(Review).order_by(Review.id).limit(limit)
+    slugs = (select(Agreement.slug).join(AgreementParty, AgreementParty.agreement_id == Agreement.id)
+             .where(AgreementParty.organisation_id.in_(sorted(_reviewer_orgs(actor)))))
+    query = select(Review).where(Review.agreement_slug.in_(slugs)).order_by(Review.id).limit(limit)
     if status:
         query = query.where(Review.status == status)
     return list(session.scalars(query))
+
+
+def _controller_approved(session: Session, review: Review) -> bool:
+    """True if an approval so far came from a reviewer who reviews for a controller of the agreement."""
+    from ...core.accounts import actor_for
+    from ...core.models import User
+
+    for d in review.decisions:
+        user = session.get(User, d.reviewer_id) if d.decision == "approve" else None
+        if user is not None and "controller" in reviewer_roles(session, actor_for(user, "service"), review):
+            return True
+    return False
 
 
 def decide(session: Session, actor: Actor, review_id: int, decision: str, reason: str) -> Review:
@@ -78,12 +138,18 @@ def decide(session: Session, actor: Actor, review_id: int, decision: str, reason
     if not reason:
         raise ValidationFailed("Give a reason for your decision.",
                                {"reason": "Say why the output is safe to release, or why it is not."})
+    roles = require_reviewer_of(session, actor, review)
     if review.requested_by_id is not None and review.requested_by_id == actor.user.id:
         raise Forbidden("You requested this output, so you cannot review it. Two other reviewers must decide.")
     if review.status != "pending":
         raise Conflict(f"Review {review.id} has already been decided: the output was {review.status}.")
     if any(d.reviewer_id == actor.user.id for d in review.decisions):
         raise Conflict("You have already decided this review. A second, different reviewer must decide it.")
+    approved_so_far = sum(d.decision == "approve" for d in review.decisions)
+    if (decision == "approve" and approved_so_far + 1 >= APPROVALS_NEEDED and "controller" not in roles
+            and not _controller_approved(session, review)):
+        raise Forbidden("The releasing approval must include a reviewer of a controller organisation (one that "
+                        "shares the data): reviewers of the recipients alone cannot release an output.")
     session.add(ReviewDecision(review=review, reviewer_id=actor.user.id, reviewer=actor.user.username,
                                decision=decision, reason=reason))
     session.flush()

@@ -4,6 +4,8 @@
     smartlondon sharing epochs                  the key epochs and their status (never the keys)
     smartlondon sharing rotate-key              start a new epoch; the previous one is retired
     smartlondon sharing destroy-key EPOCH       crypto-shred a retired epoch: its pseudonyms become unlinkable
+    smartlondon sharing repseudonymise --dataset SLUG FILE.csv --identifier nhs_number=NHS_NUMBER [--destroy-old --yes]
+                                                rewrite stored rows from retired epochs to the current one
 """
 
 from __future__ import annotations
@@ -80,4 +82,48 @@ def destroy_key(epoch: str, yes: bool) -> None:
     click.echo(f"The key of epoch {epoch} is destroyed: its pseudonyms can no longer be linked to anyone.")
 
 
-COMMANDS = (ingest, epochs, rotate_key, destroy_key)
+@click.command("repseudonymise")
+@click.option("--dataset", required=True, help="The restricted dataset's short name.")
+@click.option("--identifier", "identifiers", multiple=True, required=True,
+              help="KIND=COLUMN for each identifier column of the source file, as at ingest.")
+@click.option("--destroy-old", is_flag=True, help="After the rewrite commits, destroy the retired epochs' keys.")
+@click.option("--yes", is_flag=True, help="Confirm --destroy-old: it cannot be undone.")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def repseudonymise_command(dataset: str, identifiers: tuple[str, ...], destroy_old: bool, yes: bool, file: Path) -> None:
+    """Rewrite a dataset's stored pseudonyms to the current epoch, from the source identifiers (all or nothing)."""
+    import csv
+
+    from ..agreements import get_restricted
+    from ..store import RestrictedStore
+    from .rekey import repseudonymise
+
+    main = _main()
+    if destroy_old and not yes:
+        main.fail("Destroying the retired keys cannot be undone. Run again with --yes to confirm.")
+    env = main.Env()
+    columns = _identifiers(identifiers)
+    with env.db.session() as session:
+        target = get_restricted(session, dataset)
+        table, subject_column = target.table_name, target.subject_column
+    first = next(iter(columns))  # stored as ingest names them: the person, then KIND_pseudonym
+    stored = {c: (subject_column if c == first and subject_column else f"{kind}_pseudonym")
+              for c, kind in columns.items()}
+    with open(file, newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValidationFailed(f"The file has no column {missing[0]}.", {"identifier": "Name a column of the file."})
+        values: dict[str, list[str]] = {c: [] for c in columns}
+        for row in reader:  # only the identifier columns are read, and only into memory
+            for column in columns:
+                values[column].append(row[column])
+    store = RestrictedStore(env.settings)
+    done = repseudonymise(store, Pseudonymiser(env.settings), table,
+                          {stored[c]: (kind, values[c]) for c, kind in columns.items()}, destroy_old=destroy_old)
+    changed = ", ".join(f"{n} {c}" for c, n in done.changed.items())
+    click.echo(f"Rewrote {dataset} ({done.rows} rows; values changed: {changed}) from epoch "
+               f"{', '.join(done.from_epochs)} to {done.epoch}."
+               + (f" Destroyed the key of {', '.join(done.destroyed)}." if done.destroyed else ""))
+
+
+COMMANDS = (ingest, epochs, rotate_key, destroy_key, repseudonymise_command)

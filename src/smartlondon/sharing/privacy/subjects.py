@@ -340,6 +340,9 @@ def uses_of(session: Session, request: SubjectRequest,
     known = set((request.pseudonyms or {}).get("subject_nos", {}).values())
     if store is not None:
         known |= set(store.subject_nos((request.pseudonyms or {}).get("epochs", {}).values()).values())
+        from .rekey import aliases_of  # numbers joined by a re-pseudonymisation: uses logged before it
+
+        known |= aliases_of(store, known)
     numbers = sorted(known)
     seen: dict[int, dict[str, Any]] = {}
     for ds in datasets:
