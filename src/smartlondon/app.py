@@ -92,6 +92,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .sensors.calibration import api as sensors_calibration_api
 
     app.include_router(sensors_calibration_api.router)  # /sta/v1.1/ext/calibrations (docs/sensors-calibration.md)
+    from .sensors.calibration import refit as sensors_calibration_refit
+
+    sensors_calibration_refit.install(app)  # refits applied calibrations in `serve` every SMARTLONDON_CALIBRATION_REFIT_DAYS
     from .sensors import ngsi_ld as sensors_ngsi_ld
 
     app.include_router(sensors_ngsi_ld.router)  # read-only NGSI-LD views /ngsi-ld/v1/entities (docs/sensors-extensions.md)
@@ -145,6 +148,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     from .insights.airquality import pages as airquality_pages
 
     app.include_router(airquality_pages.router)  # /insights/airquality/model: the model card (docs/insights-airquality.md)
+    from .insights.airquality import nowcast as airquality_nowcast
+    from .insights.airquality import nowcast_api as airquality_nowcast_api
+
+    app.include_router(airquality_nowcast_api.router)  # /api/airquality/nowcast: JSON, GeoJSON, CSV, PNG (docs/insights-airquality.md)
+    airquality_nowcast.install(app)  # the hourly nowcast scheduler, when SMARTLONDON_NOWCAST is on
     from .sharing.privacy import api as privacy_api
     from .sharing.privacy import pages as privacy_pages
 

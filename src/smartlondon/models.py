@@ -8,6 +8,7 @@ def load_all_models() -> None:
     from .catalogue.harvest import models as _harvest  # noqa: F401
     from .catalogue.tabular import models as _tabular  # noqa: F401
     from .core import models as _core  # noqa: F401
+    from .insights import models as _insights  # noqa: F401  (the air quality nowcast)
     from .places import models as _places  # noqa: F401
     from .sensors import models as _sensors  # noqa: F401
     from .sensors.calibration import models as _calibration  # noqa: F401

@@ -72,9 +72,16 @@ class Settings:
     # the simulated smart lamppost fleet (docs/sensors-fleet.md): publishes live in `serve` when on
     demo_fleet: bool = False
     demo_fleet_seconds: float = 10.0            # one simulated hour of readings every this many seconds
+    # the hourly air quality nowcast (docs/insights-airquality.md): runs each new hour in `serve` when on
+    nowcast_scheduler: bool = False
+    nowcast_tick_seconds: float = 300.0         # how often the scheduler looks for new hours
+    nowcast_keep_days: int = 7                  # keep area rows and grids of the last N days of run hours
     # sensor observations older than this move to Parquet files (docs/sensors-archive.md); 0: never
     archive_after_days: int = 90                # `smartlondon sensors archive` without --older-than
     archive_path: Path | None = None            # default: <data_dir>/archive
+    # calibration refits (docs/sensors-calibration.md): each applied calibration is checked every N days
+    calibration_refit_days: float = 7.0         # 0: never refit
+    calibration_refit_scheduler: bool = False   # runs the checks inside `serve` (on there unless set to 0)
     # LODA sharing (docs/sharing.md): restricted data and pseudonym keys live apart from everything else
     restricted_path: Path | None = None         # default: <data_dir>/restricted.duckdb
     keys_path: Path | None = None               # default: <data_dir>/keys (pseudonym keys, one file per epoch)
@@ -117,8 +124,13 @@ class Settings:
             mqtt_select=_env("MQTT_SELECT", "") or "",
             demo_fleet=(_env("DEMO_FLEET", "0") or "0").lower() in {"1", "true", "yes", "on"},
             demo_fleet_seconds=float(_env("DEMO_FLEET_SECONDS", "10") or 10),
+            nowcast_scheduler=(_env("NOWCAST", "0") or "0").lower() in {"1", "true", "yes", "on"},
+            nowcast_tick_seconds=float(_env("NOWCAST_TICK_SECONDS", "300") or 300),
+            nowcast_keep_days=int(_env("NOWCAST_KEEP_DAYS", "7") or 7),
             archive_after_days=int(_env("ARCHIVE_AFTER_DAYS", "90") or 90),
             archive_path=Path(_env("ARCHIVE_PATH")).expanduser() if _env("ARCHIVE_PATH") else None,  # type: ignore[arg-type]
+            calibration_refit_days=float(_env("CALIBRATION_REFIT_DAYS", "7") or 0),
+            calibration_refit_scheduler=(_env("CALIBRATION_REFIT_SCHEDULER", "1") or "1").lower() in {"1", "true", "yes", "on"},
             restricted_path=Path(_env("RESTRICTED_PATH")).expanduser() if _env("RESTRICTED_PATH") else None,  # type: ignore[arg-type]
             keys_path=Path(_env("KEYS_PATH")).expanduser() if _env("KEYS_PATH") else None,  # type: ignore[arg-type]
         )

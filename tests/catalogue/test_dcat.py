@@ -2,7 +2,7 @@
 
 The output is parsed back with rdflib and validated with pySHACL against the official DCAT-AP 3
 shapes in ``../shared/data/standards`` (and the DCAT-AP recommended-property shapes, as warnings).
-The demo catalogue (265 real London datasets and the LODA demo's restricted one) is loaded once per backend and only read.
+The demo catalogue (265 real London datasets, the LODA demo's restricted one and the air quality nowcast) is loaded once per backend and only read.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ def recommended_shapes() -> Graph:
 
 
 #: the demo's 265 real London datasets plus the LODA demo's restricted dataset (metadata only; sharing/demo.py)
-DEMO_DATASETS = 266
+#: plus the air quality nowcast's dataset (insights/airquality/nowcast.py)
+DEMO_DATASETS = 267
 
 
 def parse(response, fmt: str = "ttl") -> Graph:  # type: ignore[no-untyped-def]

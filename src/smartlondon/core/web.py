@@ -208,7 +208,7 @@ def nav_items(request: Request) -> list[dict[str, Any]]:
     items = [("/dataset", "Datasets", "/dataset"), ("/organisation", "Organisations", "/organisation"),
              ("/charter", "Charter", "/charter"), ("/harvest", "Harvesting", "/harvest"),
              ("/places/search", "Places", "/places"), ("/sensors", "Sensors", "/sensors"),
-             ("/sharing/agreements", "Data sharing", "/sharing"), ("/insights/airquality/model", "Air quality", "/insights"),
+             ("/sharing/agreements", "Data sharing", "/sharing"), ("/insights/airquality", "Air quality", "/insights"),
              ("/api/docs", "API", "/api/docs")]
     return [{"href": href, "text": text, "active": path.startswith(section)} for href, text, section in items]
 

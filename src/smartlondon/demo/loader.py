@@ -98,10 +98,13 @@ def load_demo(db: Database, settings: Settings, progress: Progress | None = None
 
     with db.session() as session:
         load_places(session)
+    from ..insights.airquality.nowcast import load_demo as load_nowcast  # the latest hour's map + 47 hours of areas (docs/insights-airquality.md)
+
+    nowcast = load_nowcast(db, settings, progress)  # and its self-updating catalogue dataset
     from ..sharing.demo import load_demo as load_sharing  # LODA: home fire safety visits, synthetic people (docs/sharing-privacy.md)
 
     with db.session() as session:
         shared = load_sharing(session, settings)  # one restricted catalogue dataset (metadata only, no files)
-    created += 1 if shared["created"] else 0
-    return {"datasets": len(plans) + 1, "created": created, "files": files, "organisations": organisations,
+    created += (1 if shared["created"] else 0) + (1 if nowcast["dataset_created"] else 0)
+    return {"datasets": len(plans) + 2, "created": created, "files": files, "organisations": organisations,
             "password": password}
