@@ -683,21 +683,9 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
         group = source.datastream_id
         base = _where(select(*columns, group.label("parent_id")).where(_in(group, parent_ids, dialect)),
                       target, model, options, dialect)
-        counts = None
-        if options.count:
-            counts = {pid: n for pid, n in session.execute(
-                base.with_only_columns(group, func.count()).group_by(group).order_by(None))}
-        limit = options.limit
-        row_number = func.row_number().over(partition_by=group, order_by=_order(target, model, options, by_time=True))
-        inner = base.add_columns(row_number.label("rn")).subquery()
-        stmt = (select(inner).where(and_(inner.c.rn > options.skip, inner.c.rn <= options.skip + limit + 1))
-                .order_by(inner.c.parent_id, inner.c.rn))
-        for row in session.execute(stmt):
-            if len(related[row.parent_id]) >= limit:
-                if limit > 0:
-                    more.add(row.parent_id)
-                continue
-            related[row.parent_id].append(row)
+        counts = _counts(session, base, group) if options.count else None
+        stmt = _windowed_page(base, group, _order(target, model, options, by_time=True), options)
+        _collect(session, stmt, options.limit, related, more)
         return related, more, counts
 
     if not nav.to_many:
@@ -745,29 +733,42 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
                 .where(_in(group, parent_ids, dialect)))
         position = link.position if link is MultiDatastreamObservedProperty else None  # type: ignore[union-attr]
     base = _where(base, target, model, options, dialect)
-    counts = None
-    if options.count:
-        count_stmt = base.with_only_columns(group, func.count()).group_by(group).order_by(None)
-        counts = {pid: n for pid, n in session.execute(count_stmt)}
-    limit = options.limit
+    counts = _counts(session, base, group) if options.count else None
     by_time = target.name == "Observations" and etype.name in ("Datastreams", "MultiDatastreams")
     if dialect == "postgresql":
         stmt = _lateral_page(target, nav, group, parent_ids, options, by_time)
     elif nav.remote is not None:
         stmt = _correlated_page(target, nav, parent_ids, options, by_time)
     else:  # SQLite, through a link table (small collections): a window over the related rows
-        row_number = func.row_number().over(partition_by=group,
-                                            order_by=_order(target, model, options, position, by_time=by_time))
-        inner = base.add_columns(row_number.label("rn")).subquery()
-        stmt = (select(inner).where(and_(inner.c.rn > options.skip, inner.c.rn <= options.skip + limit + 1))
-                .order_by(inner.c.parent_id, inner.c.rn))
+        stmt = _windowed_page(base, group, _order(target, model, options, position, by_time=by_time), options)
+    _collect(session, stmt, options.limit, related, more)
+    return related, more, counts
+
+
+def _counts(session: Session, base: Any, group: Any) -> dict[int, int]:
+    """{parent id: how many related rows} for a statement with a ``parent_id`` column grouped by ``group``."""
+    return {pid: n for pid, n in session.execute(base.with_only_columns(group, func.count()).group_by(group)
+                                                 .order_by(None))}
+
+
+def _windowed_page(base: Any, group: Any, order: Any, options: Options) -> Any:
+    """Each parent's page of ``base`` (its ``$skip`` and ``$top``, plus one row to tell whether there are more),
+    numbered with a window per ``group`` in ``order``."""
+    row_number = func.row_number().over(partition_by=group, order_by=order)
+    inner = base.add_columns(row_number.label("rn")).subquery()
+    return (select(inner).where(and_(inner.c.rn > options.skip, inner.c.rn <= options.skip + options.limit + 1))
+            .order_by(inner.c.parent_id, inner.c.rn))
+
+
+def _collect(session: Session, stmt: Any, limit: int, related: dict[int, list[Any]], more: set[int]) -> None:
+    """Rows of ``stmt`` (ordered by parent) into ``related``, at most ``limit`` per parent; parents with a row
+    beyond that go into ``more``."""
     for row in session.execute(stmt):
         if len(related[row.parent_id]) >= limit:
             if limit > 0:
                 more.add(row.parent_id)
             continue
         related[row.parent_id].append(row)
-    return related, more, counts
 
 
 def _lateral_page(target: EntityType, nav: Navigation, group: Any, parent_ids: set[int], options: Options,
