@@ -150,7 +150,7 @@ def test_area_series_and_the_png(hub: Database, settings: Settings) -> None:
     png = nc.grid_png(settings, run, "mean")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and png == nc.grid_png(settings, run, "mean")
     assert nc.grid_png(settings, run, "std")[:8] == b"\x89PNG\r\n\x1a\n"
-    assert [c for _, c in nc.legend("mean", "NO2")][0] == "#9cff9c" and len(nc.legend("std", "PM2.5")) == 7
+    assert [c for _, c in nc.legend("mean", "NO2")][0] == "#ffffcc" and len(nc.legend("std", "PM2.5")) == 7
 
 
 def test_the_api(hub: Database, settings: Settings, client) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +179,7 @@ def test_the_api(hub: Database, settings: Settings, client) -> None:  # type: ig
 
     grid = client.get("/api/airquality/nowcast/NO2/grid.json").json()
     assert grid["cell_metres"] == 1000 and grid["bounds"][0][0] < grid["bounds"][1][0]
-    assert grid["legend"]["mean"][0]["colour"] == "#9cff9c"
+    assert grid["legend"]["mean"][0]["colour"] == "#ffffcc"
     png = client.get("/api/airquality/nowcast/NO2/grid.png?layer=std")
     assert png.status_code == 200 and png.headers["content-type"] == "image/png" and png.content[:4] == b"\x89PNG"
     assert "max-age" in png.headers["cache-control"]

@@ -33,7 +33,7 @@ from ...core.db import Database, utcnow
 from ...settings import Settings
 from ..models import NowcastAreaRow, NowcastRunRow
 from . import daqi
-from .nowcast_geo import Frame, Geography, frame_for, load_geography, render_png
+from .nowcast_geo import COLOURS_VERSION, Frame, Geography, frame_for, load_geography, render_png
 from .nowcast_geo import legend as _legend
 
 log = logging.getLogger(__name__)
@@ -198,12 +198,14 @@ def grid(settings: Settings, run: NowcastRun) -> Grid:
 
 
 def grid_png(settings: Settings, run: NowcastRun, layer: str = "mean") -> bytes:
-    """The run's grid layer (``mean``: DAQI index colours; ``std``: sequential scale) as a lon/lat-regular PNG
-    for a Leaflet imageOverlay over ``Grid.bounds_wgs84``; cached next to the grid."""
+    """The run's grid layer (``mean``: the level scale; ``std``: the uncertainty scale) as a lon/lat-regular PNG
+    for a Leaflet imageOverlay over ``Grid.bounds_wgs84``; cached next to the grid (named with the colours'
+    version, so a change of colours is not hidden by an older image)."""
     if layer not in LAYERS:
         raise NowcastError(f"Unknown layer {layer!r}: use mean or std.")
     g = grid(settings, run)
-    path = (nowcast_dir(settings) / run.grid_file).with_name(f"{stamp(run.hour)}-{layer}.png")  # type: ignore[operator]
+    path = (nowcast_dir(settings) / run.grid_file).with_name(  # type: ignore[operator]
+        f"{stamp(run.hour)}-{layer}-c{COLOURS_VERSION}.png")
     if path.is_file() and path.stat().st_mtime >= (nowcast_dir(settings) / run.grid_file).stat().st_mtime:  # type: ignore[operator]
         return path.read_bytes()
     data = render_png(g.mean if layer == "mean" else g.std, layer, run.species, g.origin_easting, g.origin_northing,
@@ -212,6 +214,12 @@ def grid_png(settings: Settings, run: NowcastRun, layer: str = "mean") -> bytes:
     tmp.write_bytes(data)
     tmp.replace(path)
     return data
+
+
+def _drop_images(grid_path: Path, hour: datetime) -> None:
+    """Delete the cached images of a grid (every layer and colours version)."""
+    for image in grid_path.parent.glob(f"{stamp(hour)}-*.png"):
+        image.unlink(missing_ok=True)
 
 
 def legend(layer: str, species: str) -> list[tuple[str, str]]:
@@ -466,8 +474,7 @@ def run_nowcast(db: Database, settings: Settings, species: str, hour: datetime |
             if tmp is not None and target is not None:
                 tmp.replace(target)
                 tmp = None
-                for layer in LAYERS:  # the cached images of a replaced grid
-                    target.with_name(f"{stamp(hour)}-{layer}.png").unlink(missing_ok=True)
+                _drop_images(target, hour)  # the cached images of a replaced grid
             _retain(session, settings, key)
     except BaseException:
         if tmp is not None:
@@ -625,8 +632,7 @@ def _retain(session: Session, settings: Settings, species: str) -> int:
         if grid_file:
             path = nowcast_dir(settings) / grid_file
             path.unlink(missing_ok=True)
-            for layer in LAYERS:
-                path.with_name(f"{stamp(when)}-{layer}.png").unlink(missing_ok=True)
+            _drop_images(path, when)
     return len(ids)
 
 
@@ -666,7 +672,7 @@ def ensure_catalogue_dataset(session: Session, settings: Settings) -> bool:
             (f"{name} by borough (GeoJSON)", "GeoJSON", f"{NOWCAST_API}/{key}/boroughs.geojson",
              f"The latest hour's {name} averaged over each borough's 100 m cells."),
             (f"{name} map image (PNG)", "PNG", f"{NOWCAST_API}/{key}/grid.png",
-             f"The latest hour's {name} grid as an image coloured by DAQI index (bounds: grid.json)."),
+             f"The latest hour's {name} grid as an image coloured by level (legend and bounds: grid.json)."),
         ]
     for title, fmt, path, description in resources:
         catalogue.add_resource(session, COMMAND_LINE, ds, {"title": title, "format": fmt, "url": base + path,

@@ -7,7 +7,7 @@
   index of the borough holding the centre of cell (row ``i`` from the south, column ``j`` from the
   west), -1 outside London. Built once per geography and cell size, cached as ``.npz``.
 * ``render_png``: a grid layer as a PNG regular in longitude/latitude (for a Leaflet ``imageOverlay``),
-  transparent outside London, coloured by DAQI index (mean) or by a sequential scale (std).
+  transparent outside London, coloured by level on a sequential scale finer than the DAQI (mean) or by a sequential scale (std).
 """
 
 from __future__ import annotations
@@ -35,8 +35,20 @@ TO_BNG = Transformer.from_crs("EPSG:4326", "EPSG:27700", always_xy=True)
 TO_WGS84 = Transformer.from_crs("EPSG:27700", "EPSG:4326", always_xy=True)
 
 #: the DAQI's conventional colour of each index 1..10 (UK-AIR), within the four bands of ``daqi.BANDS``
+#: (the tables' swatches)
 INDEX_COLOURS = ("#9cff9c", "#31ff00", "#31cf00", "#ffff00", "#ffcf00", "#ff9a00", "#ff6464", "#ff0000",
                  "#990000", "#ce30ff")
+#: the level layer: upper bounds (µg/m³) of each colour of a sequential scale, per species. Finer than the
+#: DAQI, whose index 1 alone covers nearly every hour of London's NO2 (0-67 µg/m³), so a map coloured by
+#: index would be one colour; each legend label says which DAQI indexes its range falls in.
+LEVEL_EDGES = {"NO2": (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 85.0, 100.0, 135.0),
+               "PM25": (2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0, 25.0, 35.0, 50.0),
+               "PM10": (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 40.0, 50.0, 75.0, 100.0)}
+#: changes whenever the images' colours do (cached images carry it in their names)
+COLOURS_VERSION = 2
+#: light (clean) to dark (polluted): ColorBrewer's YlOrRd, extended with two purples
+LEVEL_COLOURS = ("#ffffcc", "#ffeda0", "#fed976", "#feb24c", "#fd8d3c", "#fc4e2a", "#e31a1c", "#bd0026",
+                 "#800026", "#5e0040", "#3f007d")
 #: the uncertainty layer: upper bounds (µg/m³) of each colour of a sequential scale (viridis, light = sure)
 STD_EDGES = (2.0, 4.0, 6.0, 8.0, 10.0, 15.0)
 STD_COLOURS = ("#fde725", "#90d743", "#35b779", "#21918c", "#31688e", "#443983", "#440154")
@@ -232,14 +244,21 @@ def _rgb(colour: str) -> tuple[int, int, int]:
 def legend(layer: str, species: str) -> list[tuple[str, str]]:
     """(label, colour) of each colour the layer's PNG uses."""
     if layer == "mean":
-        bounds = daqi.THRESHOLDS[daqi.species_key(species)]
+        key = daqi.species_key(species)
+        edges = LEVEL_EDGES[key]
         out = []
-        low = 0
-        for i, colour in enumerate(INDEX_COLOURS):
-            band = daqi.band(i + 1).name
-            text = f"{low}–{bounds[i]} µg/m³" if i < len(bounds) else f"{bounds[-1] + 1} µg/m³ or more"
-            out.append((f"Index {i + 1} ({band}): {text}", colour))
-            low = bounds[i] + 1 if i < len(bounds) else low
+        for i, colour in enumerate(LEVEL_COLOURS):
+            low = edges[i - 1] if i else 0.0
+            if i == len(edges):
+                text, first, last = f"{low:g} µg/m³ or more", daqi.index(key, low), 10
+            else:
+                text = f"under {edges[0]:g} µg/m³" if i == 0 else f"{low:g}–{edges[i]:g} µg/m³"
+                first, last = daqi.index(key, low), daqi.index(key, np.nextafter(edges[i], 0.0))
+            if first == last:
+                note = f"DAQI {first}, {daqi.band(int(first)).name}"
+            else:
+                note = f"DAQI {first}–{last}"
+            out.append((f"{text} ({note})", colour))
         return out
     if layer == "std":
         labels = [f"under {STD_EDGES[0]:g} µg/m³"] + [f"{a:g}–{b:g} µg/m³" for a, b in zip(STD_EDGES, STD_EDGES[1:])] + [
@@ -252,7 +271,8 @@ def colour_index(layer: str, species: str, values: np.ndarray) -> np.ndarray:
     """Index into the layer's legend of each value (-1 where NaN)."""
     finite = np.isfinite(values)
     if layer == "mean":
-        idx = np.asarray(daqi.index(species, np.where(finite, values, 0.0))) - 1
+        idx = np.searchsorted(np.asarray(LEVEL_EDGES[daqi.species_key(species)]), np.where(finite, values, 0.0),
+                              side="right")
     elif layer == "std":
         idx = np.searchsorted(np.asarray(STD_EDGES), np.where(finite, values, 0.0), side="right")
     else:
@@ -293,7 +313,7 @@ def render_png(values: np.ndarray, layer: str, species: str, origin_e: float, or
     flat = values.ravel()
     sampled = np.where(pixels >= 0, flat[np.maximum(pixels, 0)], np.nan)
     idx = colour_index(layer, species, sampled)
-    palette = np.array([_rgb(c) + (255,) for c in (INDEX_COLOURS if layer == "mean" else STD_COLOURS)] + [(0, 0, 0, 0)],
+    palette = np.array([_rgb(c) + (255,) for c in (LEVEL_COLOURS if layer == "mean" else STD_COLOURS)] + [(0, 0, 0, 0)],
                        dtype=np.uint8)
     rgba = palette[np.where(idx >= 0, np.minimum(idx, len(palette) - 2), len(palette) - 1)]
     return encode_png(rgba)

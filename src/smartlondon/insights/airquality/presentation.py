@@ -80,13 +80,12 @@ def staleness(hour: datetime, now: datetime | None = None) -> dict[str, Any]:
 
 
 def index_colour(species: str, described: dict[str, Any]) -> str | None:
-    """The colour the map image gives a DAQI index (its legend's), else the band's colour."""
+    """The DAQI's conventional (UK-AIR) colour of an index, for the tables' swatches."""
     if not described.get("index"):
         return None
-    legend = nowcast_module().legend("mean", species)
-    if len(legend) == 10:
-        return legend[int(described["index"]) - 1][1]
-    return described.get("colour")
+    from .nowcast_geo import INDEX_COLOURS
+
+    return INDEX_COLOURS[int(described["index"]) - 1]
 
 
 def value_row(species: str, code: str, name: str, mean: float, std: float) -> dict[str, Any]:
