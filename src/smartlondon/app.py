@@ -147,7 +147,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None,
     app.include_router(sensors_pages.router)  # /sensors map and list, /sensors/things/{id} (docs/sensors-web.md)
     from .insights.airquality import pages as airquality_pages
 
-    app.include_router(airquality_pages.router)  # /insights/airquality/model: the model card (docs/insights-airquality.md)
+    app.include_router(airquality_pages.router)  # /insights/airquality: the map, "where you are", the model card (docs/insights-airquality.md)
     from .insights.airquality import nowcast as airquality_nowcast
     from .insights.airquality import nowcast_api as airquality_nowcast_api
 
