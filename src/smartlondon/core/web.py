@@ -16,19 +16,20 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from ..settings import Settings
 from .accounts import ANONYMOUS, Actor, actor_for, authenticate_token
 from .db import Database
-from .errors import BadRequest, Forbidden, PayloadTooLarge, PlatformError, UnsupportedMediaType
+from .errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, PlatformError, UnsupportedMediaType
 from .models import User
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
@@ -166,6 +167,14 @@ FormDep = Depends(csrf_form)
 
 
 # --- pages and their JSON twins ---------------------------------------------------------------
+
+def asset_file(folder: Path, types: dict[str, str], name: str, what: str) -> Response:
+    """One of a page's own scripts or style sheets from ``folder`` (the CSP allows only same-origin files);
+    ``types`` names the files served and their media types, any other name is a 404 naming ``what``."""
+    if name not in types:
+        raise NotFound(f"There is no {what} asset called {name}.")
+    return FileResponse(folder / name, media_type=types[name], headers={"Cache-Control": "public, max-age=3600"})
+
 
 def wants_json(request: Request) -> bool:
     """True for ``.json`` paths, ``/api/`` paths and clients that prefer JSON to HTML."""

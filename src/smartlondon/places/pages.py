@@ -14,11 +14,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 from markupsafe import Markup, escape
 
 from ..core.errors import BadRequest, NotFound
-from ..core.web import Context, CtxDep, render
+from ..core.web import Context, CtxDep, asset_file, render
 from . import links, review_pages, service
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -96,9 +96,7 @@ def pager(request: Request, name: str, page: int, total: int, size: int = PAGE_S
 @router.get("/places/assets/{name}")
 def asset(name: str) -> Response:
     """The place map's script (the CSP allows only same-origin files)."""
-    if name not in ASSET_TYPES:
-        raise NotFound(f"There is no places page asset called {name}.")
-    return FileResponse(ASSETS / name, media_type=ASSET_TYPES[name], headers={"Cache-Control": "public, max-age=3600"})
+    return asset_file(ASSETS, ASSET_TYPES, name, "places page")
 
 
 @router.get("/places/{uid:path}", summary="A place")

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, Response
 from sqlalchemy import select
 
 from ..core.errors import BadRequest, NotFound
-from ..core.web import Context, CtxDep, render
+from ..core.web import Context, CtxDep, asset_file, render
 from .laqn import NO2_DEFINITION
 from .models import Datastream, Latest, Location, Observation, ObservedProperty, Sensor, Thing, ThingLocation
 
@@ -134,9 +134,7 @@ def boroughs() -> Response:
 @router.get("/sensors/assets/{name}")
 def asset(name: str) -> Response:
     """The map's script and style sheet."""
-    if name not in ASSET_TYPES:
-        raise NotFound(f"There is no sensor page asset called {name}.")
-    return FileResponse(ASSETS / name, media_type=ASSET_TYPES[name], headers={"Cache-Control": "public, max-age=3600"})
+    return asset_file(ASSETS, ASSET_TYPES, name, "sensor page")
 
 
 @router.get("/sensors")

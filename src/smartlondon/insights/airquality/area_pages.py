@@ -42,13 +42,9 @@ HOURS = 48
 
 def _index(ctx: Context) -> Any:
     """The places register's name index (shared with /places/search: one cache per app)."""
-    from ...places.matching import IndexCache, register_index
+    from ...places.match_api import index_of
 
-    state = ctx.request.app.state
-    cache = getattr(state, "place_match_cache", None)
-    if cache is None:
-        cache = state.place_match_cache = IndexCache()
-    return register_index(ctx.session, cache)
+    return index_of(ctx)
 
 
 def _gss(record: Any) -> str:

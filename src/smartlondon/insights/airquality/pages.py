@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import Response
 
-from ...core.errors import BadRequest, NotFound
-from ...core.web import Context, CtxDep, render
+from ...core.errors import BadRequest
+from ...core.web import Context, CtxDep, asset_file, render
 from . import card, daqi
 from .area_pages import router as area_router
 from .presentation import (SPECIES_NAMES, area_names, hour_label, iso, nowcast_module, species_of, staleness,
@@ -66,9 +66,7 @@ def model_card_page(request: Request, ctx: Context = CtxDep) -> Response:
 @router.get("/insights/airquality/assets/{name}")
 def asset(name: str) -> Response:
     """The air quality map's script and style sheet."""
-    if name not in ASSET_TYPES:
-        raise NotFound(f"There is no air quality page asset called {name}.")
-    return FileResponse(ASSETS / name, media_type=ASSET_TYPES[name], headers={"Cache-Control": "public, max-age=3600"})
+    return asset_file(ASSETS, ASSET_TYPES, name, "air quality page")
 
 
 def _bounds(settings: Any, run: Any) -> Any:
