@@ -3,6 +3,9 @@
     smartlondon sharing ingest --dataset SLUG FILE.csv --identifier nhs_number=NHS_NUMBER
     smartlondon sharing epochs                  the key epochs and their status (never the keys)
     smartlondon sharing rotate-key              start a new epoch; the previous one is retired
+    smartlondon sharing rotate-key --rewrite --dataset SLUG FILE.csv --identifier nhs_number=NHS_NUMBER
+                                   [--destroy-old --yes]
+                                                the same, rewriting one dataset to the new epoch before it is current
     smartlondon sharing destroy-key EPOCH       crypto-shred a retired epoch: its pseudonyms become unlinkable
     smartlondon sharing repseudonymise --dataset SLUG FILE.csv --identifier nhs_number=NHS_NUMBER [--destroy-old --yes]
                                                 rewrite stored rows from retired epochs to the current one
@@ -10,7 +13,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -64,10 +70,42 @@ def epochs() -> None:
 
 
 @click.command("rotate-key")
-def rotate_key() -> None:
-    """Start a new key epoch; the current one is retired (kept for subject requests until destroyed)."""
-    env = _main().Env()
-    click.echo(f"New current epoch: {Pseudonymiser(env.settings).rotate()}")
+@click.option("--rewrite", is_flag=True,
+              help="Also rewrite one dataset to the new epoch, from its source file, before the epoch becomes current.")
+@click.option("--dataset", help="With --rewrite: the restricted dataset's short name.")
+@click.option("--identifier", "identifiers", multiple=True,
+              help="With --rewrite: KIND=COLUMN for each identifier column of the source file, as at ingest.")
+@click.option("--destroy-old", is_flag=True, help="With --rewrite: after it commits, destroy the older epochs' keys.")
+@click.option("--yes", is_flag=True, help="Confirm --destroy-old: it cannot be undone.")
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def rotate_key(rewrite: bool, dataset: str | None, identifiers: tuple[str, ...], destroy_old: bool, yes: bool,
+               file: Path | None) -> None:
+    """Start a new key epoch; the current one is retired (kept for subject requests until destroyed).
+
+    With --rewrite, one dataset is re-pseudonymised to the new epoch before the epoch becomes current; if
+    that fails the new epoch is dropped and nothing changes. One dataset per call: rewrite any others
+    afterwards with `repseudonymise`, which moves rows from every older live epoch.
+    """
+    main = _main()
+    if not rewrite:
+        if dataset or identifiers or file or destroy_old:
+            main.fail("--dataset, --identifier, --destroy-old and FILE go with --rewrite.")
+        env = main.Env()
+        click.echo(f"New current epoch: {Pseudonymiser(env.settings).rotate()}")
+        return
+    if not (dataset and identifiers and file):
+        main.fail("--rewrite needs --dataset SLUG, the source FILE.csv and --identifier KIND=COLUMN.")
+        return
+    if destroy_old and not yes:
+        main.fail("Destroying the older keys cannot be undone. Run again with --yes to confirm.")
+    from .rekey import rotate_and_rewrite
+
+    env = main.Env()
+    with _source(env, dataset, identifiers, file) as (store, table, sources, progress):
+        done = rotate_and_rewrite(store, Pseudonymiser(env.settings), table, sources, destroy_old=destroy_old,
+                                  progress=progress)
+    click.echo(f"New current epoch: {done.epoch}.")
+    _report(dataset, done)
 
 
 @click.command("destroy-key")
@@ -91,16 +129,28 @@ def destroy_key(epoch: str, yes: bool) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def repseudonymise_command(dataset: str, identifiers: tuple[str, ...], destroy_old: bool, yes: bool, file: Path) -> None:
     """Rewrite a dataset's stored pseudonyms to the current epoch, from the source identifiers (all or nothing)."""
-    import csv
-
-    from ..agreements import get_restricted
-    from ..store import RestrictedStore
     from .rekey import repseudonymise
 
     main = _main()
     if destroy_old and not yes:
         main.fail("Destroying the retired keys cannot be undone. Run again with --yes to confirm.")
     env = main.Env()
+    with _source(env, dataset, identifiers, file) as (store, table, sources, progress):
+        done = repseudonymise(store, Pseudonymiser(env.settings), table, sources, destroy_old=destroy_old,
+                              progress=progress)
+    _report(dataset, done)
+
+
+@contextmanager
+def _source(env: Any, dataset: str, identifiers: tuple[str, ...],
+            file: Path) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
+    """The store, the dataset's table, its source identifiers as ``repseudonymise`` takes them, and a progress
+    callback drawing the bar while the block runs."""
+    import csv
+
+    from ..agreements import get_restricted
+    from ..store import RestrictedStore
+
     columns = _identifiers(identifiers)
     with env.db.session() as session:
         target = get_restricted(session, dataset)
@@ -117,9 +167,13 @@ def repseudonymise_command(dataset: str, identifiers: tuple[str, ...], destroy_o
         for row in reader:  # only the identifier columns are read, and only into memory
             for column in columns:
                 values[column].append(row[column])
-    store = RestrictedStore(env.settings)
-    done = repseudonymise(store, Pseudonymiser(env.settings), table,
-                          {stored[c]: (kind, values[c]) for c, kind in columns.items()}, destroy_old=destroy_old)
+    sources = {stored[c]: (kind, values[c]) for c, kind in columns.items()}
+    with _main().progress_bar() as bar:
+        task = bar.add_task(f"Pseudonymising {file.name}", total=sum(len(v) for v in values.values()))
+        yield RestrictedStore(env.settings), table, sources, lambda n: bar.advance(task, n)
+
+
+def _report(dataset: str, done: Any) -> None:
     changed = ", ".join(f"{n} {c}" for c, n in done.changed.items())
     click.echo(f"Rewrote {dataset} ({done.rows} rows; values changed: {changed}) from epoch "
                f"{', '.join(done.from_epochs)} to {done.epoch}."
