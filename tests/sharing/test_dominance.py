@@ -165,3 +165,19 @@ def test_spread_cells_are_cleared_from_bounds_without_a_second_pass(client, agre
     out = response.json()
     assert _by_first_column(out)["Total"] == [30, 34.5]
     assert out["disclosure"]["suppressed_dominance"] == 0
+
+
+def test_bounds_clear_a_table_only_when_every_cell_could_not_be_dominated() -> None:
+    from smartlondon.sharing import gateway
+
+    plan = gateway.Plan("aggregate", [], [], dimensions=["borough", "band"], measures=[("count", None), ("mean", "age")])
+    names, width = ["count", "mean_age"], 2 + 2 + 1
+    ages = {"age": (20, 79, False)}  # least, largest, has NULLs
+    rows = [("Brent", "least", 15, 40.0, 15), ("Brent", "most", 15, 50.0, 15)]  # totals 600 and 750
+    assert gateway._surely_safe(PROFILES["nhs"], plan, rows, width, ages, names)
+    lone = [*rows, ("Camden", "most", 1, 79.0, 1)]  # one person's 79 could be all of a cell's total
+    assert not gateway._surely_safe(PROFILES["nhs"], plan, lone, width, ages, names)
+    assert not gateway._surely_safe(PROFILES["nhs"], plan, rows, width, {"age": (20, 79, True)}, names)
+    assert not gateway._surely_safe(PROFILES["nhs"], plan, rows, width, {"age": (-5, 79, False)}, names)
+    sums = [("Brent", "least", 15, 600, 15), ("Brent", "most", 15, 0, 0)]  # a zero total is never sensitive
+    assert gateway._surely_safe(PROFILES["nhs"], plan, sums, width, ages, ["count", "sum_age"])

@@ -6,6 +6,7 @@ gateway does, then reviewers decide over HTTP; the second approval releases the 
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -200,3 +201,17 @@ def test_an_output_under_an_unknown_agreement_has_no_reviewers(client, db, peopl
     _, review_id = queue(db, "analyst")
     assert decide(client, people["rev3"], review_id, "approve").status_code == 403
     assert client.get("/api/sharing/reviews", headers=people["rev3"].headers).json()["reviews"] == []
+
+
+def test_an_anchor_due_at_a_reviewed_release_reaches_the_head_file(client, db, people, settings, monkeypatch):  # type: ignore[no-untyped-def]
+    from smartlondon.sharing import accesslog
+
+    monkeypatch.setattr(accesslog, "ANCHOR_EVERY", 1)  # the release's log entry is due an anchor
+    query_id, review_id = queue(db, "analyst")
+    decide(client, people["rev1"], review_id, "approve")
+    assert decide(client, people["rev3"], review_id, "approve").json()["status"] == "released"
+    with db.session() as session:
+        entry = session.scalar(select(AccessLogEntry).where(AccessLogEntry.query_id == query_id))
+        head = entry.hash
+    written = json.loads((settings.data_dir / "sharing" / "log-head.json").read_text())
+    assert written["head_hash"] == head and written["sequence"] == 1

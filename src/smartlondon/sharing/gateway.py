@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -256,13 +257,14 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
     rd = plan.datasets[0]
     _, one_per_subject = store.table_info(rd.table_name)
     with store.cursor() as cur:
-        where, params = _where_sql(plan, bounds)
+        plain, params = _where_sql(plan, bounds)
         excluded = _excluded(session, store, rd, purpose)
-        optout = store.exclusion_filter(rd.table_name, excluded)
-        where = " AND ".join(p for p in (where, optout) if p)
+        optout, side = store.exclusion(rd.table_name, excluded)
+        where = " AND ".join(p for p in (plain, optout) if p)
         # one row per subject: the subject index answers while DuckDB computes the aggregate
         pending = (_in_background(store, rd, where, params, plan, excluded)
                    if one_per_subject and rd.subject_column else None)
+        # sums and means as a sum and a count of values, so that the opted-out rows can be taken away
         cols = []
         names = []
         for op, name in plan.measures:
@@ -271,28 +273,34 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
                 lo, hi = bounds[name]
                 value = f"least(greatest({quote(name)}, {float(lo)}), {float(hi)})"
             if op == "count":
-                cols.append('count(*)')
+                cols.append("count(*)")
                 names.append("count")
-            elif op == "sum":
-                cols.append(f"sum({value})")
-                names.append(f"sum_{name}")
             else:
-                cols.append(f"avg({value})")
-                names.append(f"mean_{name}")
+                cols.append(f"sum({value}), count({value})")
+                names.append(f"{op}_{name}")
         n_expr = "count(*)" if one_per_subject or not rd.subject_column else "count(DISTINCT _subject_no)"
         dims = ", ".join(quote(d) for d in plan.dimensions)
         magnitudes = list(dict.fromkeys(n for op, n in plan.measures if op != "count" and n))
         if profile is None or not profile.has_magnitude_rules:
             magnitudes = []
         select = ", ".join([*(quote(d) for d in plan.dimensions), *cols, n_expr])
-        sql = f"SELECT {select} FROM {quote(rd.table_name)}"
-        if where:
-            sql += f" WHERE {where}"
-        if dims:
-            sql += f" GROUP BY {dims} ORDER BY {dims}"
-        rows = cur.execute(sql, params).fetchall()
+
+        def aggregate(table: str, condition: str) -> list[tuple[Any, ...]]:
+            sql = f"SELECT {select} FROM {table}"
+            if condition:
+                sql += f" WHERE {condition}"
+            if dims:
+                sql += f" GROUP BY {dims} ORDER BY {dims}"
+            return cur.execute(sql, params).fetchall()
+
+        # the opted-out people's rows are few: aggregating them apart and subtracting spares the big scan a
+        # filter (counts, sums and distinct people are additive over disjoint sets of people)
+        raw = aggregate(quote(rd.table_name), plain if side else where)
+        if side:
+            raw = _subtract(raw, aggregate(side, plain), len(plan.dimensions))
+        rows = _finish_measures(raw, plan, len(plan.dimensions))
         k = len(plan.dimensions)
-        width = k + len(cols) + 1
+        width = k + len(names) + 1
         dominance: dict[tuple[Any, ...], dict[str, list[float]]] = {}
         if magnitudes and rows and not (one_per_subject and _surely_safe(
                 profile, plan, rows, width, {m: store.column_stats(rd.table_name, m) for m in magnitudes},  # type: ignore[arg-type]
@@ -317,14 +325,48 @@ def run_aggregate(session: Session, store: RestrictedStore, plan: Plan, purpose:
     return result, pending or _in_background(store, rd, where, params)
 
 
-def _cell_keys(dimensions: list[str], key: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The keys of the cells (the cell itself and the margins the rules add) that ``key`` contributes to."""
-    from .disclosure.rules import ALL
+def _subtract(whole: list[tuple[Any, ...]], part: list[tuple[Any, ...]], k: int) -> list[tuple[Any, ...]]:
+    """``whole`` minus ``part`` cell by cell (both: dimensions, then additive values); empty cells dropped.
 
-    grand = (ALL,) * len(dimensions)
-    if len(dimensions) == 2:
-        return [key, (key[0], ALL), (ALL, key[1]), grand]
-    return [key, grand] if dimensions else [key]
+    With no dimensions the single row stays, as an aggregate over no rows does.
+    """
+    if not part:
+        return whole
+    minus = {tuple(r[:k]): r[k:] for r in part}
+    out = []
+    for row in whole:
+        taken = minus.get(tuple(row[:k]))
+        if taken is not None:
+            row = (*row[:k], *((a or 0) - (b or 0) for a, b in zip(row[k:], taken)))
+            if k and not row[-1]:
+                continue  # everyone in this cell opted out: the filtered query has no such group
+        out.append(row)
+    return out
+
+
+def _finish_measures(raw: list[tuple[Any, ...]], plan: Plan, k: int) -> list[tuple[Any, ...]]:
+    """Rows of (dimensions, one value per measure, people) from rows with a (sum, count of values) per sum or
+    mean: a mean is sum / count, and a sum or mean over no values is NULL, as in SQL."""
+    out = []
+    for row in raw:
+        values: list[Any] = list(row[:k])
+        i = k
+        for op, _ in plan.measures:
+            if op == "count":
+                values.append(row[i])
+                i += 1
+                continue
+            total, n = row[i], row[i + 1]
+            i += 2
+            if not n:
+                values.append(None)
+            elif op == "sum":
+                values.append(total)
+            else:  # int / int divides exactly rounded; a DECIMAL's quotient becomes a float like avg() gives
+                values.append(total / n if isinstance(total, (int, float)) else float(total / n))
+        values.append(row[i])
+        out.append(tuple(values))
+    return out
 
 
 def _surely_safe(profile: Profile, plan: Plan, rows: list[tuple[Any, ...]], width: int,
@@ -333,24 +375,25 @@ def _surely_safe(profile: Profile, plan: Plan, rows: list[tuple[Any, ...]], widt
 
     For a table with one row per person: when a column has no negative values and no NULLs, each cell's
     total is its sum (or mean times its count of rows) and no contribution exceeds the column's largest value,
-    so a cell with ``n x largest <= k% x total`` cannot be dominated. Anything else needs the exact pass.
+    so a cell with ``n x largest <= k% x total`` cannot be dominated. The test only gets easier as a total
+    grows (and a zero total is never sensitive), and a margin's total is the sum of its cells' non-negative
+    totals: so when every cell passes, every margin does too, and only the cells need checking.
     """
     k = len(plan.dimensions)
-    totals: dict[tuple[tuple[Any, ...], str], float] = {}
+    n_at = width - 1
     for name, (low, high, nulls) in stats.items():
         if low is None:
             continue  # only NULLs: nothing to add up
         if nulls or low < 0:
             return False
-        for row in rows:
-            values = dict(zip(names, row[k:width - 1]))
-            total = values.get(f"sum_{name}")
-            if total is None:
-                mean = values.get(f"mean_{name}")
-                total = float(mean) * int(row[width - 1]) if mean is not None else 0.0
-            for cell in _cell_keys(plan.dimensions, tuple(row[:k])):
-                totals[(cell, name)] = totals.get((cell, name), 0.0) + float(total)
-        if not all(profile.surely_safe(total, float(high)) for (_, m), total in totals.items() if m == name):
+        largest = float(high)
+        if f"sum_{name}" in names:
+            at = k + names.index(f"sum_{name}")
+            totals = (float(row[at] or 0.0) for row in rows)
+        else:
+            at = k + names.index(f"mean_{name}")
+            totals = (float(row[at]) * int(row[n_at]) if row[at] is not None else 0.0 for row in rows)
+        if not all(profile.surely_safe(total, largest) for total in totals):
             return False
     return True
 
@@ -652,8 +695,10 @@ def get_query(session: Session, actor: Actor, query_id: int) -> SharingQuery:
     return record
 
 
-def mark_released(session: Session, query_id: int | str, outcome: Outcome) -> SharingQuery:
-    """Record the end of a review (released or refused), and log what was released."""
+def mark_released(session: Session, query_id: int | str, outcome: Outcome, data_dir: Path | None = None
+                  ) -> SharingQuery:
+    """Record the end of a review (released or refused), and log what was released (an anchor that falls due
+    goes to the table and, given ``data_dir``, to the head file, as after any other use)."""
     record = session.get(SharingQuery, int(query_id))
     if record is None:
         raise NotFound(f"There is no query {query_id}.")
@@ -666,6 +711,6 @@ def mark_released(session: Session, query_id: int | str, outcome: Outcome) -> Sh
                              agreement=agreement.slug if agreement else "", purpose=record.purpose, datasets=[],
                              fields=[], rows_read=0, released={**_released_summary(outcome), "after_review": True},
                              subjects={}, query_id=record.id)
-    accesslog.anchor_if_due(session, entry)
+    accesslog.anchor_if_due(session, entry, data_dir)
     session.flush()
     return record

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -37,11 +37,17 @@ _known: dict[Path, dict[str, int]] = {}       # pseudonym -> subject number (nev
 _unknown: dict[Path, set[str]] = {}           # pseudonyms not in the store (forgotten when rows load)
 _instances_lock = threading.Lock()
 _write_lock = threading.RLock()
-#: (store path, table, column) -> value -> packed bitmap of the subjects whose row has that value (or None: the
-#: column has too many values to index). Forgotten whenever the table's rows change (``_forget``).
-_bitmaps: dict[tuple[Path, str, str], dict[Any, Any] | None] = {}
+#: (store path, table, column) -> the column's range-encoded bitmaps (``_Ranges``; None: the column has too many
+#: values to index; for column "" the bitmap of everyone with a row). Forgotten whenever the table's rows change
+#: (``_forget``).
+_bitmaps: dict[tuple[Path, str, str], Any] = {}
 #: (store path, table, column) -> (least value, largest value, has NULLs), forgotten with the bitmaps.
 _stats: dict[tuple[Path, str, str], tuple[Any, Any, bool]] = {}
+#: (store path, table, "") -> the table's (subject column, one row per subject, highest subject number)
+_infos: dict[tuple[Path, str, str], tuple[str | None, bool, int]] = {}
+#: (store path, table, slot) -> the key of the opt-out set whose rows the in-memory copy holds (``exclusion``)
+_side: dict[tuple[Path, str, str], str] = {}
+SIDE_DB = "_optout_rows"  # in-memory database attached to each store instance: the opted-out rows' copies
 INDEX_MAX_VALUES = 128  # columns with more distinct values are not indexed (the gateway scans instead)
 
 
@@ -80,6 +86,7 @@ class RestrictedStore:
                 conn.execute("CREATE SEQUENCE IF NOT EXISTS _row_seq START 1")
                 conn.execute("CREATE TABLE IF NOT EXISTS _exclusions (name VARCHAR, slot INTEGER, key VARCHAR, "
                              "used TIMESTAMP, PRIMARY KEY (name, slot))")
+                conn.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {SIDE_DB}")
                 _instances[self.path] = conn
             return conn
 
@@ -98,7 +105,7 @@ class RestrictedStore:
 
     def close(self) -> None:
         """Close this store's database instance (tests and shutdown)."""
-        for cache in (_bitmaps, _stats):
+        for cache in (_bitmaps, _stats, _side, _infos):
             for key in [k for k in cache if k[0] == self.path]:
                 cache.pop(key, None)
         with _instances_lock:
@@ -138,12 +145,15 @@ class RestrictedStore:
         return self._info(table)[2]
 
     def _info(self, table: str) -> tuple[str | None, bool, int]:
-        with self.cursor() as cur:
-            row = cur.execute("SELECT subject_column, one_row_per_subject, max_subject_no FROM _tables WHERE name = ?",
-                              [table]).fetchone()
-        if row is None:
-            raise NotFound(f"The restricted store has no table called '{table}'.")
-        return row[0], bool(row[1]), int(row[2] or 0)
+        key = (self.path, table, "")
+        if key not in _infos:  # read on every query; changes only with the rows (then forgotten)
+            with self.cursor() as cur:
+                row = cur.execute("SELECT subject_column, one_row_per_subject, max_subject_no FROM _tables "
+                                  "WHERE name = ?", [table]).fetchone()
+            if row is None:
+                raise NotFound(f"The restricted store has no table called '{table}'.")
+            _infos[key] = (row[0], bool(row[1]), int(row[2] or 0))
+        return _infos[key]
 
     def drop(self, table: str) -> None:
         """Remove a table and its bookkeeping (its subjects' numbers stay: they are never reused)."""
@@ -261,11 +271,37 @@ class RestrictedStore:
         of the table (one of a few slots, the oldest reused first); later queries with the same set
         test that column instead of probing a hash table per row. Loading rows forgets the slots.
         """
+        slot, _ = self._exclusion_slot(table, excluded)
+        return "" if slot is None else f"NOT _excl_{slot}"
+
+    def exclusion(self, table: str, excluded: set[int] | list[int]) -> tuple[str, str | None]:
+        """The condition leaving these subjects' rows out ("" if none, as ``exclusion_filter``) and the name of
+        a small in-memory table holding a copy of their rows (None if none).
+
+        Counts and sums are additive, so an aggregate without the opt-outs equals the aggregate of the whole
+        table minus the same aggregate over the copy: the big scan then needs no filter column at all. The
+        copy lives in an in-memory database attached to the store (never written to disk), is made once per
+        opt-out set, and is dropped, like the subject index, whenever the table's rows change (loading,
+        rectification, erasure, re-pseudonymising), so no erased or corrected value survives in it.
+        """
+        slot, key = self._exclusion_slot(table, excluded)
+        if slot is None:
+            return "", None
+        name = f"{SIDE_DB}.{quote(f'{table}_{slot}')}"
+        if _side.get((self.path, table, str(slot))) != key:
+            with _write_lock, self.cursor() as cur:
+                cur.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {quote(table)} WHERE _excl_{slot}")
+                _side[(self.path, table, str(slot))] = key
+        return f"NOT _excl_{slot}", name
+
+    def _exclusion_slot(self, table: str, excluded: set[int] | list[int]) -> tuple[int | None, str]:
+        """The slot whose ``_excl_<slot>`` column marks these subjects' rows (made on first use; None if no one
+        is excluded), and the key of the set."""
         check_identifier(table, "table")
         if not excluded:
-            return ""
+            return None, ""
         nos = sorted({int(n) for n in excluded})
-        key = hashlib.sha256(",".join(map(str, nos)).encode()).hexdigest()
+        key = _exclusion_key(nos)
         with self.cursor() as cur:
             hit = cur.execute("SELECT slot FROM _exclusions WHERE name = ? AND key = ?", [table, key]).fetchone()
         if hit is None:
@@ -281,8 +317,9 @@ class RestrictedStore:
                     cur.execute("DELETE FROM _exclusions WHERE name = ? AND slot = ?", [table, slot])
                     cur.execute(f"UPDATE {quote(table)} SET _excl_{slot} = (_subject_no IN (SELECT n FROM _excl_set))")
                     cur.execute("INSERT INTO _exclusions VALUES (?, ?, ?, now())", [table, slot, key])
+                    _side.pop((self.path, table, str(slot)), None)
                     hit = (slot,)
-        return f"NOT _excl_{int(hit[0])}"
+        return int(hit[0]), key
 
     def column_stats(self, table: str, column: str) -> tuple[Any, Any, bool]:
         """The least and largest value of a column and whether it holds NULLs (cached until the rows change)."""
@@ -346,14 +383,59 @@ class RestrictedStore:
             _forget(self.path, table)
         return int(count)
 
+    def rewrite(self, tables: Iterable[str], work: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run ``work(cursor)`` in one write transaction under the store's write lock; returns what it returns.
+
+        For changes made in place to stored rows, such as re-pseudonymising: all of ``work`` commits or, if it
+        raises, none of it. ``tables`` names the tables whose rows ``work`` changes; in the same transaction
+        their bookkeeping (one row per subject, highest subject number) is refreshed and their materialised
+        opt-out sets dropped, and afterwards their cached indexes and statistics and the store's cached
+        subject numbers are forgotten (``work`` may have changed ``_subjects`` too).
+        """
+        names = [check_identifier(t, "table") for t in tables]
+        with _write_lock, self.cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                result = work(cur)
+                for name in names:
+                    row = cur.execute("SELECT subject_column FROM _tables WHERE name = ?", [name]).fetchone()
+                    if row is None:
+                        raise NotFound(f"The restricted store has no table called '{name}'.")
+                    cur.execute("DELETE FROM _exclusions WHERE name = ?", [name])
+                    self._refresh_info(cur, name, row[0])
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                _known.pop(self.path, None)
+                _unknown.pop(self.path, None)
+                for name in names:
+                    _forget(self.path, name)
+        return result
+
 
 # --- the subject index: per-value bitmaps of one-row-per-subject tables ------------------------------------
 
+def _exclusion_key(nos: Iterable[int]) -> str:
+    return hashlib.sha256(",".join(map(str, sorted({int(n) for n in nos}))).encode()).hexdigest()
+
+
 def _forget(path: Path, table: str) -> None:
-    """Drop the cached bitmaps and column statistics of ``table`` (its rows changed)."""
-    for cache in (_bitmaps, _stats):
+    """Drop the cached bitmaps, column statistics and opt-out row copies of ``table`` (its rows changed)."""
+    copies = [k[2] for k in _side if k[0] == path and k[1] == table]
+    for cache in (_bitmaps, _stats, _side, _infos):
         for key in [k for k in cache if k[0] == path and k[1] == table]:
             cache.pop(key, None)
+    conn = _instances.get(path)
+    if conn is not None and copies:
+        with _write_lock:
+            cur = conn.cursor()
+            try:
+                for slot in copies:
+                    cur.execute(f"DROP TABLE IF EXISTS {SIDE_DB}.{quote(f'{table}_{slot}')}")
+            finally:
+                cur.close()
 
 
 def _compatible(values: Iterable[Any], params: Iterable[Any]) -> bool:
@@ -368,24 +450,44 @@ def _compatible(values: Iterable[Any], params: Iterable[Any]) -> bool:
     return False  # booleans, dates, decimals: leave the comparison to DuckDB
 
 
+_END = object()  # marks the end of a column's values when looking for runs
 _TESTS = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
           "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 
 
+class _Ranges:
+    """A range-encoded bitmap index of one column: its distinct values in order and, for the ``i``-th, the
+    packed bitmap of the subjects whose value is among the first ``i + 1`` (so any run of consecutive values,
+    such as the answer to ``>=``, ``<`` or ``=``, is one or two bitmaps, not one per value)."""
+
+    __slots__ = ("values", "cumulative")
+
+    def __init__(self, values: list[Any], cumulative: list[Any]) -> None:
+        self.values, self.cumulative = values, cumulative
+
+    def run(self, first: int, last: int) -> Any:
+        """The subjects whose value is one of ``values[first..last]`` (a new packed bitmap)."""
+        import numpy as np
+
+        if first == 0:
+            return self.cumulative[last].copy()
+        return np.bitwise_and(self.cumulative[last], np.invert(self.cumulative[first - 1]))
+
+
 class SubjectIndex:
-    """For a table with one row per subject: per column, a bitmap of subjects per distinct value.
+    """For a table with one row per subject: per column, range-encoded bitmaps of its subjects by value.
 
     A filter of ``IN`` lists and comparisons on indexed columns then gives the set of subjects whose rows it
-    reads by OR-ing and AND-ing bitmaps in numpy, without reading the table again. Bit ``i`` of a bitmap
-    (numpy's big-endian ``packbits`` order) is subject number ``i + 1``. Built lazily per column, on the first
-    query that filters on it, and forgotten when the table's rows change.
+    reads by AND-ing a few bitmaps in numpy, without reading the table again. Bit ``i`` of a bitmap (numpy's
+    big-endian ``packbits`` order) is subject number ``i + 1``. Built lazily per column, on the first query
+    that filters on it, and forgotten when the table's rows change.
     """
 
     def __init__(self, store: RestrictedStore, table: str) -> None:
         self.store, self.table = store, table
         self.top = max(store.max_subject_no(table), 1)
 
-    def _column(self, column: str) -> dict[Any, Any] | None:
+    def _column(self, column: str) -> _Ranges | None:
         key = (self.store.path, self.table, column)
         if key in _bitmaps:
             return _bitmaps[key]
@@ -398,16 +500,23 @@ class SubjectIndex:
                 _bitmaps[key] = None
                 return None
             known = [v for v in values if v is not None]
+            try:
+                known.sort()
+            except TypeError:  # values Python cannot order: runs are then shorter, the answers the same
+                pass
             got = cur.execute(f"SELECT coalesce(list_position(?, {quote(column)}), 0)::USMALLINT AS code, "
                               f"_subject_no FROM {quote(self.table)}", [known]).fetchnumpy()
         codes, subjects = np.asarray(got["code"]), np.asarray(got["_subject_no"], dtype=np.int64) - 1
-        maps: dict[Any, Any] = {}
-        for i, value in enumerate(known, start=1):
-            bits = np.zeros(self.top, dtype=bool)
-            bits[subjects[codes == i]] = True
-            maps[value] = np.packbits(bits)
-        _bitmaps[key] = maps
-        return maps
+        order = np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(known) + 2))
+        bits = np.zeros(self.top, dtype=bool)
+        cumulative = []
+        for i in range(1, len(known) + 1):
+            bits[subjects[order[bounds[i]:bounds[i + 1]]]] = True
+            cumulative.append(np.packbits(bits))
+        ranges = _Ranges(known, cumulative)
+        _bitmaps[key] = ranges
+        return ranges
 
     def _present(self) -> Any:
         """The packed bitmap of the subjects who have a row in the table."""
@@ -431,18 +540,23 @@ class SubjectIndex:
         size = (self.top + 7) // 8
         acc = self._present().copy()
         for column, cond in sorted(where.items()):
-            maps = self._column(column)
-            if maps is None:
+            ranges = self._column(column)
+            if ranges is None:
                 return None
             pairs = [("=", v) for v in cond] if isinstance(cond, list) else list(cond.items())
-            if not _compatible(maps, [v for _, v in pairs]):
+            if not _compatible(ranges.values, [v for _, v in pairs]):
                 return None
             hit = np.zeros(size, dtype=np.uint8)
-            for value, bits in maps.items():
-                ok = any(_TESTS[op](value, v) for op, v in pairs) if isinstance(cond, list) else \
-                    all(_TESTS[op](value, v) for op, v in pairs)
-                if ok:
-                    np.bitwise_or(hit, bits, out=hit)
+            first = None
+            for i, value in enumerate([*ranges.values, _END]):  # each run of matching values: one or two bitmaps
+                ok = value is not _END and (
+                    any(_TESTS[op](value, v) for op, v in pairs) if isinstance(cond, list)
+                    else all(_TESTS[op](value, v) for op, v in pairs))
+                if ok and first is None:
+                    first = i
+                elif not ok and first is not None:
+                    np.bitwise_or(hit, ranges.run(first, i - 1), out=hit)
+                    first = None
             np.bitwise_and(acc, hit, out=acc)
         nos = np.fromiter((int(n) - 1 for n in excluded if 0 < int(n) <= self.top), dtype=np.int64)
         if nos.size:

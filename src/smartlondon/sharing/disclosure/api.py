@@ -55,14 +55,16 @@ async def _reason(request: Request) -> str:
 async def approve(review_id: int, request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
     """Record an approval; the second approval by another reviewer releases the output."""
     reason = await _reason(request)
-    return review.review_view(review.decide(ctx.session, ctx.actor, review_id, "approve", reason))
+    decided = review.decide(ctx.session, ctx.actor, review_id, "approve", reason, ctx.settings.data_dir)
+    return review.review_view(decided)
 
 
 @router.post("/reviews/{review_id}/reject", summary="Reject an output (one rejection refuses it)")
 async def reject(review_id: int, request: Request, ctx: Context = CtxDep) -> dict[str, Any]:
     """Record a rejection: the output is refused."""
     reason = await _reason(request)
-    return review.review_view(review.decide(ctx.session, ctx.actor, review_id, "reject", reason))
+    decided = review.decide(ctx.session, ctx.actor, review_id, "reject", reason, ctx.settings.data_dir)
+    return review.review_view(decided)
 
 
 @router.get("/privacy-budgets/{agreement}", summary="An agreement's differential privacy budget")

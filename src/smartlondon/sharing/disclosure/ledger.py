@@ -66,9 +66,13 @@ def differ_by_one_group(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return True  # one bound of a range moved: the slice between the two bounds is the group
 
 
+#: ``json.dumps(x, default=str)`` without building an encoder per call (a table has hundreds of cells)
+_JSON = json.JSONEncoder(default=str)
+
+
 def _key_of(dimensions: list[str], key: tuple[Any, ...] | list[Any]) -> str:
     """A cell's identity independent of dimension order."""
-    return json.dumps(sorted(zip(dimensions, key)), default=str)
+    return _JSON.encode(sorted(zip(dimensions, key)))
 
 
 def ledger_cells(table: Table) -> list[dict[str, Any]]:
@@ -128,14 +132,16 @@ def record(session: Session, result: AggregateResult, cells: list[dict[str, Any]
     """Add a released aggregate to the ledger (once: the same table released again adds nothing to compare)."""
     datasets, dimensions = dataset_key(result.datasets), dimension_key(result.dimensions)
     filters = canonical_where(result.where)
-    stored = json.loads(json.dumps(cells, default=str))
-    by_key = sorted((_key_of(result.dimensions, c["key"]), c["n"], c["count"], c["shown"]) for c in stored)
+    # the cells as they come (keys hold the margin marker, not its text): each key is encoded as JSON, so the
+    # digest is the same as over the stored form, which is only made for a release not seen before
+    by_key = sorted((_key_of(result.dimensions, c["key"]), c["n"], c["count"], c["shown"]) for c in cells)
     digest = hashlib.sha256(json.dumps([datasets, dimensions, filters, by_key], sort_keys=True,
                                        default=str).encode()).hexdigest()
     same = session.scalar(select(Release).where(Release.digest == digest, Release.dataset_key == datasets,
                                                 Release.dimension_key == dimensions).limit(1))
     if same is not None:
         return same
+    stored = json.loads(_JSON.encode(cells))
     release = Release(
         query_id=str(query_id), agreement_id=getattr(agreement, "id", None),
         agreement_slug=getattr(agreement, "slug", "") or "", requested_by_id=requested_by_id,

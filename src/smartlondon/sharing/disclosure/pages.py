@@ -67,7 +67,7 @@ def decide_page(review_id: int, ctx: Context = CtxDep, form: FormData = FormDep)
     if errors:
         return _review_page(ctx, review_id, errors, {"decision": decision, "reason": reason}, status=422)
     try:
-        decided = review.decide(ctx.session, ctx.actor, review_id, decision, reason)
+        decided = review.decide(ctx.session, ctx.actor, review_id, decision, reason, ctx.settings.data_dir)
     except PlatformError as exc:
         if exc.status in (401, 404):
             raise

@@ -16,6 +16,7 @@ Who may review which output (the organisation rule):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -123,8 +124,12 @@ def _controller_approved(session: Session, review: Review) -> bool:
     return False
 
 
-def decide(session: Session, actor: Actor, review_id: int, decision: str, reason: str) -> Review:
-    """Record one reviewer's approval or rejection; release after two approvals, refuse after a rejection."""
+def decide(session: Session, actor: Actor, review_id: int, decision: str, reason: str,
+           data_dir: Path | None = None) -> Review:
+    """Record one reviewer's approval or rejection; release after two approvals, refuse after a rejection.
+
+    ``data_dir``: where the access log's head file is kept, for an anchor due at the log entry the decision adds.
+    """
     require_reviewer(actor)
     # lock the review (PostgreSQL) so that two reviewers deciding at once both count
     review = session.scalar(select(Review).where(Review.id == review_id).with_for_update(of=Review)
@@ -170,7 +175,7 @@ def decide(session: Session, actor: Actor, review_id: int, decision: str, reason
                  summary=f"{actor.label} {'approved' if decision == 'approve' else 'rejected'} output review "
                          f"{review.id}")
     if review.status != "pending":
-        _tell_gateway(session, review)
+        _tell_gateway(session, review, data_dir)
     return review
 
 
@@ -198,11 +203,11 @@ def outcome_of(review: Review) -> Outcome:
     return Outcome("review", columns, [], summary, list(review.reasons))
 
 
-def _tell_gateway(session: Session, review: Review) -> None:
+def _tell_gateway(session: Session, review: Review, data_dir: Path | None) -> None:
     """Pass the decided outcome to the gateway's query record (and so to the access log)."""
     from ..gateway import mark_released
 
-    mark_released(session, review.query_id, outcome_of(review))
+    mark_released(session, review.query_id, outcome_of(review), data_dir)
 
 
 def review_view(review: Review) -> dict[str, Any]:

@@ -112,7 +112,7 @@ def profile_named(name: str | None) -> Profile:
                            {"disclosure.profile": f"Choose one of {', '.join(sorted(PROFILES))}."})
 
 
-@dataclass
+@dataclass(slots=True)
 class Cell:
     """One cell of a table: its dimension values (``ALL`` in margins), TRUE measures and people count."""
 
@@ -121,12 +121,12 @@ class Cell:
     n: int
     margin: bool = False
     suppressed: str | None = None  # "primary" | "secondary" | "differencing"
+    #: the cell's ``count`` measure, if it has one (the rules read it often: worked out once)
+    count: int | None = field(init=False)
 
-    @property
-    def count(self) -> int | None:
-        """The cell's ``count`` measure, if it has one."""
+    def __post_init__(self) -> None:
         value = self.values.get("count")
-        return int(value) if isinstance(value, (int, float)) else None
+        self.count = int(value) if isinstance(value, (int, float)) else None
 
 
 @dataclass
