@@ -6,7 +6,11 @@
   no verification, no delete);
 * read: p50/p95 of a 24-hour window ``Datastreams(id)/Observations?$filter=phenomenonTime ge X and
   phenomenonTime lt Y`` in process through the whole HTTP stack, on hot rows and on archived rows,
-  beside the floor: DuckDB reading the same window straight from the segment's Parquet file.
+  beside the floor: DuckDB reading the same window straight from the segment's Parquet file;
+* whole set: p50/p95 of the top-level ``/Observations`` with ``$count=true&$top=0``, with
+  ``$orderby=phenomenonTime desc&$top=10`` and with ``$orderby=phenomenonTime&$top=10`` (the oldest,
+  all archived), and how many segments each read, beside the floor: the database counting (ordering)
+  the hot rows alone plus DuckDB doing the same over every segment file.
 
     .venv/bin/python benchmarks/sensors_archive.py [DATABASE_URL] [--streams 20] [--days 60] [--runs 40]
 
@@ -155,6 +159,55 @@ def main() -> None:
           f"{pct(timings['archived'], .95):.1f} | {statistics.median(timings['floor']):.1f} / "
           f"{pct(timings['floor'], .95):.1f} "
           "(DuckDB on the segment file) |")
+    whole_set(db, client, con, archive_dir, args.runs)
+
+
+def whole_set(db: Database, client: TestClient, con: object, archive_dir: Path, runs: int) -> None:
+    """The top-level ``/Observations`` over the whole set: ``$count``, newest and oldest ten."""
+    with db.session() as session:
+        files = [str(archive_dir / p) for p in session.scalars(select(archive.ArchiveSegment.path))]
+    listing = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    cases = {
+        "$count=true&$top=0": ("SELECT count(*) FROM sta_observation", f"SELECT count(*) FROM read_parquet({listing})"),
+        "$orderby=phenomenonTime desc&$top=10": (
+            "SELECT * FROM sta_observation ORDER BY phenomenon_time_start DESC, id DESC LIMIT 11",
+            f"SELECT {archive._SELECT_PARQUET} FROM read_parquet({listing}) "
+            "ORDER BY phenomenon_time_start DESC, id DESC LIMIT 11"),
+        "$orderby=phenomenonTime&$top=10": (
+            "SELECT * FROM sta_observation ORDER BY phenomenon_time_start, id LIMIT 11",
+            f"SELECT {archive._SELECT_PARQUET} FROM read_parquet({listing}) ORDER BY phenomenon_time_start, id LIMIT 11"),
+    }
+    loaded: list[int] = []
+    real = archive.load
+
+    def counting_load(session: object, folder: Path, found: list, *rest: object) -> object:
+        loaded.append(len(found))
+        return real(session, folder, found, *rest)  # type: ignore[arg-type]
+
+    archive.load = counting_load  # type: ignore[assignment]
+    print(f"\nWhole set, top-level /Observations ({len(files)} segments); load average {os.getloadavg()[0]:.1f}\n")
+    print("| query | segments read | ours p50 / p95 ms | floor p50 / p95 ms (hot SQL + DuckDB on every segment) |")
+    print("|---|---:|---:|---:|")
+    try:
+        for query, (hot_sql, cold_sql) in cases.items():
+            ours, floor = [], []
+            for i in range(runs + 3):
+                loaded.clear()
+                t0 = time.perf_counter()
+                response = client.get(f"/sta/v1.1/Observations?{query}")
+                elapsed = (time.perf_counter() - t0) * 1000
+                assert response.status_code == 200, response.text
+                t0 = time.perf_counter()
+                with db.engine.connect() as conn:
+                    conn.execute(text(hot_sql)).all()
+                con.execute(cold_sql).fetchall()  # type: ignore[attr-defined]
+                if i >= 3:
+                    ours.append(elapsed)
+                    floor.append((time.perf_counter() - t0) * 1000)
+            print(f"| `{query}` | {sum(loaded)} | {statistics.median(ours):.1f} / {pct(ours, .95):.1f} | "
+                  f"{statistics.median(floor):.1f} / {pct(floor, .95):.1f} |")
+    finally:
+        archive.load = real  # type: ignore[assignment]
 
 
 if __name__ == "__main__":

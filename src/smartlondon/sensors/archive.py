@@ -22,7 +22,11 @@ read (DuckDB) into a temporary table of the session's own database with the same
 ``$filter``, ``$orderby``, paging, ``$count`` and the JSON are those of hot rows. The Observation of
 ``sta_latest`` is never archived, so the last-value table is unaffected. :func:`collection_source`
 does the same for Observations of any Datastream (the top-level ``/Observations``, those of a
-FeatureOfInterest, a nested ``$expand`` of Datastreams). See docs/sensors-archive.md.
+FeatureOfInterest, a nested ``$expand`` of Datastreams or FeaturesOfInterest); for the whole
+unfiltered set it leaves the choice of segments to the page read (:func:`load_page`: ``$count`` from
+the manifest's row counts, ``$orderby=phenomenonTime`` with ``$top`` from the newest or oldest
+segments only). :func:`lambda_source` loads what an ``any``/``all`` over Observations in a
+``$filter`` can need. See docs/sensors-archive.md.
 """
 
 from __future__ import annotations
@@ -238,10 +242,10 @@ def file_checksum(path: Path) -> str:
 
 
 def read_parquet(paths: Iterable[Path], start: datetime | None = None, end: datetime | None = None,
-                 end_included: bool = True, feature_id: int | None = None) -> list[dict[str, Any]]:
+                 end_included: bool = True, feature_ids: tuple[int, ...] | None = None) -> list[dict[str, Any]]:
     """Observation rows (as ``sta_observation`` column values) from archived Parquet files, optionally
     only those whose phenomenon time (start) is in ``[start, end]`` (``end`` excluded unless ``end_included``)
-    and only those of one FeatureOfInterest."""
+    and only those of the FeaturesOfInterest ``feature_ids``."""
     files = [str(p) for p in paths]
     if not files:
         return []
@@ -255,9 +259,10 @@ def read_parquet(paths: Iterable[Path], start: datetime | None = None, end: date
         if end is not None:
             where.append("epoch_us(phenomenon_time_start) " + ("<= ?" if end_included else "< ?"))
             params.append(_micros(end))
-        if feature_id is not None:
-            where.append("feature_of_interest_id = ?")
-            params.append(feature_id)
+        if feature_ids is not None:
+            where.append(f"feature_of_interest_id IN ({', '.join('?' for _ in feature_ids)})" if feature_ids
+                         else "false")
+            params.extend(feature_ids)
         condition = (" WHERE " + " AND ".join(where)) if where else ""
         result = con.execute(f"SELECT {_SELECT_PARQUET} FROM read_parquet([{listing}]){condition}", params).fetchall()
     finally:
@@ -452,9 +457,9 @@ _WHOLE = ("whole",)
 
 
 def load(session: Session, archive_dir: Path, found: list[ArchiveSegment], start: datetime | None = None,
-         end: datetime | None = None, end_included: bool = True, feature_id: int | None = None) -> Any:
-    """Load the segments' rows (within the time bounds the query implies, if given, and of one
-    FeatureOfInterest, if given) into the session's temporary table; the Observation model over
+         end: datetime | None = None, end_included: bool = True, feature_ids: tuple[int, ...] | None = None) -> Any:
+    """Load the segments' rows (within the time bounds the query implies, if given, and of some
+    FeaturesOfInterest, if given) into the session's temporary table; the Observation model over
     ``sta_observation UNION ALL`` that table, to query as if every row were hot.
 
     Loads add up within one session (a collection and its nested ``$expand`` may each need
@@ -465,7 +470,7 @@ def load(session: Session, archive_dir: Path, found: list[ArchiveSegment], start
     if loaded is None:
         connection.execute(delete(ARCHIVED))
         loaded = session.info[_LOADED] = {}
-    wanted = (start, end, end_included, feature_id)
+    wanted = (start, end, end_included, feature_ids)
     partial: list[ArchiveSegment] = []
     whole: list[ArchiveSegment] = []
     for segment in found:
@@ -477,22 +482,30 @@ def load(session: Session, archive_dir: Path, found: list[ArchiveSegment], start
                 ARCHIVED.c.datastream_id == segment.datastream_id,
                 ARCHIVED.c.id >= segment.min_id, ARCHIVED.c.id <= segment.max_id))
             whole.append(segment)
-    rows = read_parquet((archive_dir / s.path for s in partial), start, end, end_included, feature_id)
+    rows = read_parquet((archive_dir / s.path for s in partial), start, end, end_included, feature_ids)
     rows += read_parquet(archive_dir / s.path for s in whole)
     if rows:
         connection.execute(insert(ARCHIVED), rows)
     loaded.update({s.id: wanted for s in partial})
     loaded.update({s.id: _WHOLE for s in whole})
+    return union_model()
+
+
+def union_model() -> Any:
+    """A new alias of the Observation model over ``sta_observation UNION ALL`` the temporary table (what
+    :func:`load` filled); each correlated subquery (an ``any``/``all`` over Observations) needs its own."""
     hot = select(*Observation.__table__.columns)
     cold = select(*ARCHIVED.columns)
     return aliased(Observation, union_all(hot, cold).subquery("sta_observation_all"), adapt_on_names=True)
 
 
-def time_bounds(expr: Any) -> tuple[datetime | None, datetime | None, bool]:
+def time_bounds(expr: Any, variable: str | None = None) -> tuple[datetime | None, datetime | None, bool]:
     """The ``phenomenonTime`` bounds a parsed ``$filter`` implies through its top-level ``and``s:
-    (lowest start, highest start, whether the highest itself is included)."""
+    (lowest start, highest start, whether the highest itself is included). With ``variable``, the
+    bounds on ``variable/phenomenonTime`` (the body of ``Observations/any(variable: ...)``)."""
     from .sta import odata
 
+    wanted = ("phenomenonTime",) if variable is None else (variable, "phenomenonTime")
     low: datetime | None = None
     high: datetime | None = None
     high_included = True
@@ -509,7 +522,7 @@ def time_bounds(expr: Any) -> tuple[datetime | None, datetime | None, bool]:
         op, path, literal = node.op, node.left, node.right
         if isinstance(path, odata.Literal) and isinstance(literal, odata.Path):
             op, path, literal = flipped.get(op, op), literal, path
-        if not (isinstance(path, odata.Path) and path.segments == ("phenomenonTime",)
+        if not (isinstance(path, odata.Path) and path.segments == wanted
                 and isinstance(literal, odata.Literal) and literal.type == "datetime"):
             return
         value = literal.value
@@ -522,6 +535,71 @@ def time_bounds(expr: Any) -> tuple[datetime | None, datetime | None, bool]:
     if expr is not None:
         visit(expr)
     return low, high, high_included
+
+
+def _observation_lambdas(expr: Any) -> list[Any]:
+    """The ``any``/``all`` over Observations anywhere in a parsed ``$filter`` (nested ones too)."""
+    from .sta import odata
+
+    found: list[Any] = []
+
+    def visit(node: Any) -> None:
+        if isinstance(node, odata.Binary):
+            visit(node.left)
+            visit(node.right)
+        elif isinstance(node, odata.Unary):
+            visit(node.operand)
+        elif isinstance(node, odata.Call):
+            for arg in node.args:
+                visit(arg)
+        elif isinstance(node, odata.Lambda):
+            if node.collection[-1] == "Observations":
+                found.append(node)
+            if node.body is not None:
+                visit(node.body)
+
+    if expr is not None:
+        visit(expr)
+    return found
+
+
+def lambda_source(session: Session, archive_dir: Path, filter_expr: Any) -> bool:
+    """For a ``$filter`` with ``any``/``all`` over Observations (``Datastreams?$filter=Observations/any(o:
+    o/result gt 40)``): load the archived rows those lambdas can need and say whether there are any
+    (each lambda must then read :func:`union_model` instead of the table).
+
+    An ``any`` with ``o/phenomenonTime`` bounds in its body needs only the segments within them; an
+    ``all``, or an ``any`` without bounds, needs every segment (an ``all`` is false as soon as one
+    row, in or out of any time range, fails its condition)."""
+    lambdas = _observation_lambdas(filter_expr)
+    if not lambdas or not has_archive(session):
+        return False
+    lows: list[datetime | None] = []
+    highs: list[tuple[datetime | None, bool]] = []
+    for node in lambdas:
+        if node.op != "any" or node.body is None:
+            lows.append(None)
+            highs.append((None, True))
+            continue
+        low, high, high_included = time_bounds(node.body, node.variable)
+        lows.append(low)
+        highs.append((high, high_included))
+    low = None if None in lows else min(lows)  # type: ignore[type-var]
+    if any(h is None for h, _ in highs):
+        high, high_included = None, True
+    else:
+        high = max(h for h, _ in highs)  # type: ignore[type-var]
+        high_included = any(inc for h, inc in highs if h == high)
+    query = select(ArchiveSegment)
+    if low is not None:
+        query = query.where(ArchiveSegment.time_end >= low)
+    if high is not None:
+        query = query.where(ArchiveSegment.time_start <= high if high_included else ArchiveSegment.time_start < high)
+    found = list(session.execute(query.order_by(ArchiveSegment.min_id)).scalars())
+    if not found:
+        return False
+    load(session, archive_dir, found, low, high, high_included)
+    return True
 
 
 def has_archive(session: Session) -> bool:
@@ -556,15 +634,22 @@ def streams_source(session: Session, archive_dir: Path, datastream_ids: list[int
 
 
 def collection_source(session: Session, archive_dir: Path, filter_expr: Any, *, datastream_ids: list[int] | None = None,
-                      feature_id: int | None = None, after_id: int | None = None, first_rows: int | None = None) -> Any:
+                      feature_id: int | None = None, feature_ids: list[int] | None = None, after_id: int | None = None,
+                      first_rows: int | None = None) -> Any:
     """For a query on Observations of any Datastream (the top-level ``/Observations``, those of a
-    FeatureOfInterest, a nested ``$expand``): as :func:`observation_source`, pruning the manifest by
-    the ``phenomenonTime`` bounds of the ``$filter``, by ``datastream_ids`` and by ``after_id`` (a
-    ``$skiptoken`` in id order); ``feature_id`` is pushed into the Parquet scan.
+    FeatureOfInterest, a nested ``$expand`` of Datastreams or FeaturesOfInterest): as
+    :func:`observation_source`, pruning the manifest by the ``phenomenonTime`` bounds of the
+    ``$filter``, by ``datastream_ids`` and by ``after_id`` (a ``$skiptoken`` in id order);
+    ``feature_id`` or ``feature_ids`` (the manifest does not know them) are pushed into the Parquet scan.
 
     ``first_rows`` (only for an unfiltered page in id order) reads just the segments that can hold
     the first ``first_rows`` ids: segments in id order until they hold that many rows, then every
-    segment whose id range starts below the largest id read."""
+    segment whose id range starts below the largest id read.
+
+    The whole unfiltered set otherwise (the top-level ``/Observations`` with ``$orderby`` or
+    ``$count``) is not loaded here: which segments its page needs depends on ``$orderby``, ``$top``
+    and ``$count``, which the page read knows. The alias is returned at once and the read
+    (query.fetch_page) loads them with :func:`take_deferred` and :func:`load_page`."""
     low, high, high_included = time_bounds(filter_expr)
     query = select(ArchiveSegment)
     if datastream_ids is not None:
@@ -576,11 +661,112 @@ def collection_source(session: Session, archive_dir: Path, filter_expr: Any, *, 
     if after_id is not None:
         query = query.where(ArchiveSegment.max_id > after_id)
     found = list(session.execute(query.order_by(ArchiveSegment.min_id)).scalars())
-    if first_rows is not None and filter_expr is None and feature_id is None:
+    features = tuple(sorted({feature_id} if feature_ids is None else set(feature_ids))) \
+        if feature_id is not None or feature_ids is not None else None
+    if first_rows is not None and filter_expr is None and features is None:
         found = _first_segments(found, first_rows, after_id)
     if not found:
         return None
-    return load(session, archive_dir, found, low, high, high_included, feature_id)
+    if filter_expr is None and datastream_ids is None and features is None and first_rows is None:
+        source = union_model()
+        session.info[_DEFERRED] = Deferred(source, archive_dir, found, after_id)
+        return source
+    return load(session, archive_dir, found, low, high, high_included, features)
+
+
+_DEFERRED = "sta_archive_deferred"   # session.info key: the Deferred load of the whole unfiltered set
+
+
+@dataclass
+class Deferred:
+    """The segments of the whole, unfiltered set of Observations, not loaded yet (:func:`collection_source`)."""
+
+    source: Any                       # the alias the read will query
+    archive_dir: Path
+    found: list[ArchiveSegment]       # every segment (after the ``$skiptoken``, if any), in ``min_id`` order
+    after_id: int | None
+
+
+def take_deferred(session: Session, source: Any) -> Deferred | None:
+    """The deferred load of ``source`` (once), or None when its rows are loaded already."""
+    deferred = session.info.get(_DEFERRED)
+    if deferred is None or deferred.source is not source:
+        return None
+    del session.info[_DEFERRED]
+    return deferred
+
+
+def archived_total(session: Session) -> int:
+    """How many Observations are archived in all (from the manifest)."""
+    return int(session.execute(select(func.coalesce(func.sum(ArchiveSegment.row_count), 0))).scalar_one())
+
+
+def load_page(session: Session, deferred: Deferred, rows: int, keyset: bool, time_order: str | None) -> None:
+    """Load only the segments that can hold the first ``rows`` Observations of a page of the whole set:
+    in id order (``keyset``) as :func:`collection_source`'s ``first_rows``; with ``$orderby`` on
+    ``phenomenonTime`` first (``time_order`` "asc"/"desc"), by :func:`_time_segments` and only their rows
+    at or beyond the time of the ``rows``-th Observation; none for ``rows`` 0 (``$top=0``); otherwise all.
+    Always loads (an empty list still empties the temporary table)."""
+    found = deferred.found
+    if rows <= 0:
+        load(session, deferred.archive_dir, [])
+    elif keyset:
+        load(session, deferred.archive_dir, _first_segments(found, rows, deferred.after_id))
+    elif time_order is not None:
+        newest = time_order == "desc"
+        chosen, cut = _time_segments(session, deferred.archive_dir, found, rows, newest)
+        load(session, deferred.archive_dir, chosen, cut if newest else None, None if newest else cut)
+    else:
+        load(session, deferred.archive_dir, found)
+
+
+def _time_segments(session: Session, archive_dir: Path, found: list[ArchiveSegment], rows: int,
+                   newest: bool) -> tuple[list[ArchiveSegment], datetime | None]:
+    """Of ``found``, those that can hold one of the ``rows`` newest (``newest``) or oldest Observations,
+    and the phenomenon time of the ``rows``-th of them (every one is at it or beyond it), if known.
+
+    One query reads the phenomenon times of the ``rows`` newest (oldest) hot rows. A time ``t`` is a
+    safe cut when at least ``rows`` Observations are known to be at ``t`` or newer (older): the hot
+    ones among those read, plus every row of the segments lying wholly on that side of ``t``. Then
+    every row of the page is at ``t`` or beyond it, and only the segments reaching ``t`` are needed.
+    The newest (oldest) safe cut among the segments' bounds and the last hot time read is taken.
+    DuckDB then reads the ``rows`` newest (oldest) times of those segments (one column of their
+    files), which with the hot ones give the exact time of the ``rows``-th Observation, so that
+    only the rows at it or beyond are loaded, not whole segments."""
+    column = Observation.phenomenon_time_start
+    hot = list(session.execute(select(column).order_by(column.desc() if newest else column.asc()).limit(rows))
+               .scalars())
+
+    def beyond(a: datetime, b: datetime) -> bool:   # a is at b or newer (older)
+        return a >= b if newest else a <= b
+
+    cuts = {s.time_start if newest else s.time_end for s in found}
+    if len(hot) >= rows:
+        cuts.add(hot[-1])
+    for cut in sorted(cuts, reverse=newest):
+        known = sum(1 for t in hot if beyond(t, cut)) + sum(
+            s.row_count for s in found if beyond(s.time_start if newest else s.time_end, cut))
+        if known >= rows:
+            chosen = [s for s in found if beyond(s.time_end if newest else s.time_start, cut)]
+            break
+    else:
+        chosen = found
+    if not chosen:
+        return chosen, None
+    merged = sorted(hot + _parquet_times([archive_dir / s.path for s in chosen], rows, newest), reverse=newest)
+    return chosen, (merged[rows - 1] if len(merged) >= rows else None)
+
+
+def _parquet_times(paths: list[Path], rows: int, newest: bool) -> list[datetime]:
+    """The ``rows`` newest (or oldest) phenomenon times (start) in some segment files."""
+    con = _duckdb()
+    try:
+        listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths)
+        result = con.execute(f"SELECT epoch_us(phenomenon_time_start) AS t FROM read_parquet([{listing}]) "
+                             f"ORDER BY t {'DESC' if newest else 'ASC'} LIMIT ?", [rows]).fetchall()
+    finally:
+        con.close()
+    return [_from_micros(t) for (t,) in result]
 
 
 def _first_segments(found: list[ArchiveSegment], rows: int, after_id: int | None) -> list[ArchiveSegment]:

@@ -3,13 +3,16 @@
 :func:`parse` turns the path after the service root into a :class:`ResourcePath` (400 for bad
 syntax, 404 for an unknown entity set, navigation property or property); :func:`resolve` walks it
 in the database and returns the :class:`Target` it addresses (404 for an unknown id). Every entity
-on the way is a primary-key lookup, so the cost does not grow with the data.
+on the way is a primary-key lookup, so the cost does not grow with the data. An archived Observation
+on the way (``Observations(id)/Datastream``) is read from its Parquet segment (sensors/archive.py).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -153,14 +156,19 @@ def resolve(session: Session, path: ResourcePath) -> Target:
     """Walk ``path`` in the database: 404 for an entity that does not exist."""
     current_id: int | None = None
     previous: Step | None = None
+    archived: dict[str, Any] | None = None   # the row of an archived Observation the path went through
     for step in path.steps:
         model = step.etype.model
+        last = step is path.steps[-1]
         if previous is None:
             if step.key is None:
                 return Target(step.etype, None, None)
             found = session.execute(select(model.id).where(model.id == step.key)).first()  # type: ignore[attr-defined]
             if found is None:
-                raise StaError(404, f"No {step.etype.singular} with id {step.key}.")
+                # the router reads Observations(id) of an archived one itself; one further on is read here
+                archived = None if last else _archived(session, step, {})
+                if archived is None:
+                    raise StaError(404, f"No {step.etype.singular} with id {step.key}.")
             current_id = step.key
         else:
             assert step.nav is not None and current_id is not None
@@ -170,16 +178,44 @@ def resolve(session: Session, path: ResourcePath) -> Target:
                     return Target(step.etype, None, condition, (previous.etype, current_id, step.name))
                 found = session.execute(
                     select(model.id).where(model.id == step.key, condition)).first()  # type: ignore[attr-defined]
-                if found is None:
+                archived = None
+                if found is None and step.nav.remote is not None:
+                    archived = _archived(session, step, {step.nav.remote: current_id})
+                    if archived is not None and last and (previous.etype.name != "Datastreams" or len(path.steps) > 2):
+                        raise StaError(501, f"{step.etype.singular} {step.key} of {previous.etype.singular}"
+                                            f"({current_id}) is archived: read it at {step.etype.name}({step.key}).")
+                    if last:
+                        archived = None   # the router reads Datastreams(d)/Observations(id) of an archived one
+                if found is None and archived is None:
                     raise StaError(404, f"No {step.etype.singular} with id {step.key} in "
                                         f"{previous.etype.singular}({current_id})/{step.name}.")
                 current_id = step.key
             else:
-                fk = getattr(previous.etype.model, step.nav.fk)  # type: ignore[arg-type]
-                target_id = session.execute(
-                    select(fk).where(previous.etype.model.id == current_id)).scalar()  # type: ignore[attr-defined]
+                if archived is not None:
+                    target_id = archived[step.nav.fk]  # type: ignore[index]
+                else:
+                    fk = getattr(previous.etype.model, step.nav.fk)  # type: ignore[arg-type]
+                    target_id = session.execute(
+                        select(fk).where(previous.etype.model.id == current_id)).scalar()  # type: ignore[attr-defined]
+                archived = None
                 if target_id is None:
                     raise StaError(404, f"{previous.etype.singular}({current_id}) has no {step.name}.")
                 current_id = int(target_id)
         previous = step
     return Target(path.etype, current_id, None)
+
+
+def _archived(session: Session, step: Step, columns: dict[str, int]) -> dict[str, Any] | None:
+    """The archived Observation ``step`` addresses (with those column values), read from its segment;
+    None when it is not archived or the request reads no archive."""
+    from .. import archive
+    from .query import ARCHIVE_DIR
+
+    archive_dir = session.info.get(ARCHIVE_DIR)
+    if step.etype.name != "Observations" or archive_dir is None or step.key is None:
+        return None
+    found = archive.segments_with_id(session, step.key)
+    for row in archive.read_parquet(archive_dir / s.path for s in found):
+        if row["id"] == step.key and all(row[name] == value for name, value in columns.items()):
+            return row
+    return None

@@ -16,7 +16,8 @@ expanded with ``Observations($top=1;$orderby=phenomenonTime desc)`` reads the la
 text (sta/latest_expand.py). In the default order ``@iot.nextLink`` continues with a ``$skiptoken``
 (keyset). ``$count`` of a whole, unfiltered big entity set is the planner's estimate, declared with
 ``@iot.countEstimated`` (sensors/counting.py). A ``source`` (an alias of the Observation model over
-hot and archived rows, sensors/archive.py) can stand in for the table.
+hot and archived rows, sensors/archive.py) can stand in for the table; so can one in each ``any``/``all``
+over Observations of a ``$filter``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..models import (
     ENTITIES, EntityType, Latest, MultiDatastreamObservedProperty, Navigation, Observation,
 )
-from .. import counting
+from .. import archive, counting
 from ..archive import ArchiveSegment
 from . import StaError, odata
 from .latest_expand import RawJSON, latest_json, latest_json_text
@@ -299,8 +300,12 @@ def _add_expand(items: list[Expand], etype: EntityType, names: list[str], inner:
 
 # --- $filter and $orderby paths -> SQL -------------------------------------------------------------
 
-def resolver(etype: EntityType, model: Any) -> Callable[[tuple[str, ...]], odata.Operand]:
-    """The ``resolve(path)`` function odata.compile_filter needs, for ``model`` (the class or an alias)."""
+def resolver(etype: EntityType, model: Any,
+             observations: Callable[[], Any] | None = None) -> Callable[[tuple[str, ...]], odata.Operand]:
+    """The ``resolve(path)`` function odata.compile_filter needs, for ``model`` (the class or an alias).
+
+    ``observations`` gives a new alias of hot and archived Observations together
+    (archive.union_model): an ``any``/``all`` over Observations then reads archived rows too."""
 
     def resolve(path: tuple[str, ...]) -> odata.Operand:
         return _resolve(etype, model, path, path)
@@ -313,7 +318,8 @@ def resolver(etype: EntityType, model: Any) -> Callable[[tuple[str, ...]], odata
             raise odata.QueryError(f"any/all need a collection of {etype.singular}: one of "
                                    f"{', '.join(n for n, v in etype.navigation.items() if v.to_many)}")
         target = ENTITIES[nav.target]
-        alias = aliased(target.model)
+        alias = observations() if observations is not None and target.name == "Observations" \
+            else aliased(target.model)
         if nav.remote is not None:
             base = select(alias.id).where(getattr(alias, nav.remote) == model.id)  # type: ignore[attr-defined]
         else:
@@ -324,7 +330,7 @@ def resolver(etype: EntityType, model: Any) -> Callable[[tuple[str, ...]], odata
         def exists(condition: Any) -> Any:
             return (base if condition is None else base.where(condition)).exists()
 
-        return resolver(target, alias), exists
+        return resolver(target, alias, observations), exists
 
     resolve.collection = collection  # type: ignore[attr-defined]
     return resolve
@@ -338,8 +344,11 @@ def _resolve(etype: EntityType, model: Any, path: tuple[str, ...], full: tuple[s
     nav = etype.navigation.get(name)
     if nav is not None and len(path) > 1:
         if nav.to_many:
+            example = name[0].lower()
             raise odata.QueryError(f"'{'/'.join(full)}' goes through the collection '{name}': only single-valued "
-                                   "navigation (e.g. Datastream/Thing/name) can be compared")
+                                   "navigation (e.g. Datastream/Thing/name) can be compared; for a collection "
+                                   f"say whether any or all members must match, e.g. {name}/any({example}: "
+                                   f"{example}/{'/'.join(path[1:])} ...)")
         target = ENTITIES[nav.target]
         alias = aliased(target.model)
         inner = _resolve(target, alias, path[1:], full)
@@ -358,14 +367,24 @@ def _resolve(etype: EntityType, model: Any, path: tuple[str, ...], full: tuple[s
     raise odata.QueryError(f"unknown property {'/'.join(full)}")
 
 
-def _where(stmt: Select[Any], etype: EntityType, model: Any, options: Options, dialect: str) -> Select[Any]:
+def _where(stmt: Select[Any], etype: EntityType, model: Any, options: Options, dialect: str,
+           observations: Callable[[], Any] | None = None) -> Select[Any]:
     if options.filter is None:
         return stmt
     try:
-        clause = odata.compile_filter(options.filter, resolver(etype, model), dialect)
+        clause = odata.compile_filter(options.filter, resolver(etype, model, observations), dialect)
     except odata.QueryError as exc:
         raise StaError(400, f"$filter is not valid: {exc.message}") from None
     return stmt.where(clause)
+
+
+def _lambda_observations(session: Session, options: Options) -> Callable[[], Any] | None:
+    """For a ``$filter`` with ``any``/``all`` over Observations when archived rows exist: what makes
+    the alias each lambda reads (hot and archived rows, archive.union_model), else None."""
+    archive_dir = session.info.get(ARCHIVE_DIR)
+    if archive_dir is None or options.filter is None:
+        return None
+    return archive.union_model if archive.lambda_source(session, archive_dir, options.filter) else None
 
 
 def _order(etype: EntityType, model: Any, options: Options, default_position: Any = None,
@@ -472,12 +491,15 @@ def fetch_page(session: Session, etype: EntityType, condition: ColumnElement[boo
     base = select(*_columns(etype, model, options, ("phenomenon_time_start",) if by_time else ()))
     if condition is not None:
         base = base.where(condition)
-    base = _where(base, etype, model, options, dialect)
+    base = _where(base, etype, model, options, dialect, _lambda_observations(session, options))
     count = None
     estimated = False
-    if options.count and condition is None and options.filter is None and source is None:
+    deferred = None if source is None else archive.take_deferred(session, source)
+    if options.count and condition is None and options.filter is None and (source is None or deferred is not None):
         counted = counting.count_entities(session, etype, counting.ESTIMATE_THRESHOLD)
         count, estimated = counted.value, counted.estimated
+        if deferred is not None:   # the whole set: the hot rows and the manifest's row counts
+            count += archive.archived_total(session)
     elif options.count:
         count = session.execute(select(func.count()).select_from(
             base.with_only_columns(model.id).order_by(None).subquery())).scalar_one()  # type: ignore[attr-defined]
@@ -495,6 +517,10 @@ def fetch_page(session: Session, etype: EntityType, condition: ColumnElement[boo
         else:
             base = base.where(model.id > last_id)  # type: ignore[attr-defined]
     limit = options.limit
+    if deferred is not None:
+        first = options.orderby[0] if options.orderby else None
+        time_order = first[1] if first is not None and tuple(first[0]) == ("phenomenonTime",) else None
+        archive.load_page(session, deferred, options.skip + limit + 1 if limit > 0 else 0, keyset, time_order)
     stmt = base.order_by(*_order(etype, model, options, by_time=by_time)).offset(options.skip).limit(limit + 1)
     items = list(session.execute(stmt).all())
     more = limit > 0 and len(items) > limit
@@ -618,14 +644,18 @@ def serialize_many(session: Session, etype: EntityType, objs: list[Any], options
 
 
 def _expand_source(session: Session, etype: EntityType, item: Expand, objs: list[Any]) -> Any:
-    """Hot and archived Observations together for ``Datastreams?$expand=Observations(...)`` when the
-    expansion can touch an archived range (never for the latest-value expansion), else None."""
+    """Hot and archived Observations together for ``Datastreams?$expand=Observations(...)`` and
+    ``FeaturesOfInterest?$expand=Observations(...)`` when the expansion can touch an archived range
+    (never for the latest-value expansion), else None. MultiDatastreams' Observations are never archived."""
     archive_dir = session.info.get(ARCHIVE_DIR)
-    if (archive_dir is None or etype.name != "Datastreams" or item.nav != "Observations"
+    if (archive_dir is None or etype.name not in ("Datastreams", "FeaturesOfInterest") or item.nav != "Observations"
             or _is_latest(etype, item.nav, item.options)):
         return None
-    from .. import archive
-
+    if etype.name == "FeaturesOfInterest":
+        if not archive.has_archive(session):
+            return None
+        return archive.collection_source(session, archive_dir, item.options.filter,
+                                         feature_ids=[obj.id for obj in objs])
     return archive.collection_source(session, archive_dir, item.options.filter,
                                      datastream_ids=[obj.id for obj in objs])
 
@@ -678,13 +708,15 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
     related: dict[int, list[Any]] = defaultdict(list)
     more: set[int] = set()
     nav_name = next(n for n, v in etype.navigation.items() if v is nav)
+    observations = _lambda_observations(session, options)
+    by_time = target.name == "Observations" and etype.name in ("Datastreams", "MultiDatastreams")
 
     if source is not None:
-        group = source.datastream_id
+        group = getattr(source, nav.remote)  # type: ignore[arg-type]
         base = _where(select(*columns, group.label("parent_id")).where(_in(group, parent_ids, dialect)),
-                      target, model, options, dialect)
+                      target, model, options, dialect, observations)
         counts = _counts(session, base, group) if options.count else None
-        stmt = _windowed_page(base, group, _order(target, model, options, by_time=True), options)
+        stmt = _windowed_page(base, group, _order(target, model, options, by_time=by_time), options)
         _collect(session, stmt, options.limit, related, more)
         return related, more, counts
 
@@ -692,7 +724,8 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
         fks = {getattr(obj, nav.fk) for obj in objs} - {None}  # type: ignore[arg-type]
         if not fks:
             return related, more, None
-        stmt = _where(select(*columns).where(_in(model.id, fks, dialect)), target, model, options, dialect)  # type: ignore[attr-defined]
+        stmt = _where(select(*columns).where(_in(model.id, fks, dialect)), target, model, options, dialect,  # type: ignore[attr-defined]
+                      observations)
         by_id = {child.id: child for child in session.execute(stmt)}
         for obj in objs:
             child = by_id.get(getattr(obj, nav.fk))  # type: ignore[arg-type]
@@ -732,13 +765,12 @@ def _fetch_related(session: Session, etype: EntityType, nav: Navigation, objs: l
                 .join(link, getattr(link, nav.link_other) == model.id)  # type: ignore[attr-defined]
                 .where(_in(group, parent_ids, dialect)))
         position = link.position if link is MultiDatastreamObservedProperty else None  # type: ignore[union-attr]
-    base = _where(base, target, model, options, dialect)
+    base = _where(base, target, model, options, dialect, observations)
     counts = _counts(session, base, group) if options.count else None
-    by_time = target.name == "Observations" and etype.name in ("Datastreams", "MultiDatastreams")
     if dialect == "postgresql":
-        stmt = _lateral_page(target, nav, group, parent_ids, options, by_time)
+        stmt = _lateral_page(target, nav, group, parent_ids, options, by_time, observations)
     elif nav.remote is not None:
-        stmt = _correlated_page(target, nav, parent_ids, options, by_time)
+        stmt = _correlated_page(target, nav, parent_ids, options, by_time, observations)
     else:  # SQLite, through a link table (small collections): a window over the related rows
         stmt = _windowed_page(base, group, _order(target, model, options, position, by_time=by_time), options)
     _collect(session, stmt, options.limit, related, more)
@@ -772,7 +804,7 @@ def _collect(session: Session, stmt: Any, limit: int, related: dict[int, list[An
 
 
 def _lateral_page(target: EntityType, nav: Navigation, group: Any, parent_ids: set[int], options: Options,
-                  by_time: bool) -> Select[Any]:
+                  by_time: bool, observations: Callable[[], Any] | None = None) -> Select[Any]:
     """PostgreSQL: each parent's page of related entities with ``LATERAL (... LIMIT n)``, so a
     Datastream with millions of Observations costs an index read of n rows, not a window over all."""
     model = target.model
@@ -787,7 +819,7 @@ def _lateral_page(target: EntityType, nav: Navigation, group: Any, parent_ids: s
             position = link.position
             inner = inner.add_columns(link.position.label("link_position"))
     inner = inner.where(group == parents.c.parent_id)
-    inner = _where(inner, target, model, options, "postgresql")
+    inner = _where(inner, target, model, options, "postgresql", observations)
     inner = inner.order_by(*_order(target, model, options, position, by_time=by_time))
     page = inner.offset(options.skip).limit(options.limit + 1).lateral("related")
     alias = aliased(model, page)
@@ -798,14 +830,14 @@ def _lateral_page(target: EntityType, nav: Navigation, group: Any, parent_ids: s
 
 
 def _correlated_page(target: EntityType, nav: Navigation, parent_ids: set[int], options: Options,
-                     by_time: bool) -> Select[Any]:
+                     by_time: bool, observations: Callable[[], Any] | None = None) -> Select[Any]:
     """SQLite: each parent's page of related entities as ``id IN (SELECT ... WHERE fk = parent
     ORDER BY ... LIMIT n)``, evaluated per parent, so it reads n rows of the index per parent."""
     model = target.model
     parents = func.json_each(json.dumps(sorted(parent_ids))).table_valued("value").alias("parents")
     inner_model = aliased(model)
     inner = select(inner_model.id).where(getattr(inner_model, nav.remote) == parents.c.value)  # type: ignore[arg-type]
-    inner = _where(inner, target, inner_model, options, "sqlite")
+    inner = _where(inner, target, inner_model, options, "sqlite", observations)
     inner = (inner.order_by(*_order(target, inner_model, options, by_time=by_time))
              .offset(options.skip).limit(options.limit + 1))
     return (select(parents.c.value.label("parent_id"), *_columns(target, model, options))
