@@ -148,3 +148,23 @@ def test_a_bad_group_stores_nothing_of_the_request(client: TestClient, db: Datab
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(Observation)
                               .where(Observation.datastream_id == stream)) == 0
+
+
+def test_the_first_bad_group_of_a_request_is_the_one_named(client: TestClient, db: Database,
+                                                           editor) -> None:  # type: ignore[no-untyped-def]
+    # the Datastreams of every group are looked up before any group is checked: a later group's
+    # broken link must not be reported ahead of an earlier group's mistake, and nothing is stored
+    network = build_network(db)
+    stream = _stream(db, network, "first")
+    before = client.get(f"/sta/v1.1/Datastreams({stream})/Observations?$count=true&$top=0").json()["@iot.count"]
+    response = client.post("/sta/v1.1/CreateObservations", headers=editor.headers, json=[
+        {"Datastream": {"@iot.id": stream}, "components": ["phenomenonTime", "result"],
+         "dataArray": [["2023-02-01T00:00:00Z", 1.0]]},
+        {"Datastream": {"@iot.id": stream}, "components": ["phenomenonTime", "result"], "extra": 1,
+         "dataArray": [["2023-02-01T01:00:00Z", 2.0]]},
+        {"Datastream": {"@iot.id": "not a number"}, "components": ["phenomenonTime", "result"],
+         "dataArray": [["2023-02-01T02:00:00Z", 3.0]]}])
+    assert response.status_code == 400
+    assert response.json()["message"] == "CreateObservations[1] has unknown member(s) extra."
+    after = client.get(f"/sta/v1.1/Datastreams({stream})/Observations?$count=true&$top=0").json()["@iot.count"]
+    assert after == before

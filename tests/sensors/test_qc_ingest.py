@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import random
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fastapi.testclient import TestClient
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from smartlondon.core.db import Database
 from smartlondon.sensors import service
 from smartlondon.sensors.models import Observation
-from smartlondon.sensors.qc import RULES_VERSION, run_qc
+from smartlondon.sensors.qc import RULES_VERSION, Rules, flags_for, run_qc
 from tests.sensors.sta_support import Network, build_network
 
 ROOT = "http://testserver/sta/v1.1"
@@ -123,3 +124,70 @@ def test_non_numeric_results_get_no_qc_entry(client: TestClient, db: Database, n
     made = client.post(f"/sta/v1.1/Datastreams({stream_id})/Observations", headers=editor.headers,
                        json={"phenomenonTime": "2023-01-03T00:00:00Z", "result": "ok"})
     assert made.status_code == 201 and made.json()["resultQuality"] is None
+
+
+def test_a_request_for_several_datastreams_flags_each_as_a_batch_run_would(client: TestClient, db: Database,
+                                                                          network: Network, editor) -> None:  # type: ignore[no-untyped-def]
+    # two Datastreams in each request (the values before each one's batch are read with one query), the
+    # first request large enough for COPY on PostgreSQL, the second continuing both series from what is stored
+    streams = [_stream(db, network), _stream(db, network)]
+    series = _faulty_series(network)
+    shifted = [(when, value + 3.0) for when, value in series]  # a different series for the second stream
+    for part in (slice(0, 30), slice(30, None)):
+        response = client.post("/sta/v1.1/CreateObservations", headers=editor.headers, json=[
+            {"Datastream": {"@iot.id": stream_id}, "components": ["phenomenonTime", "result"],
+             "dataArray": [[service.format_time(t), v] for t, v in values[part]]}
+            for stream_id, values in zip(streams, (series, shifted))])
+        assert response.status_code == 201 and "error" not in response.json()
+    for stream_id, values, flagged in zip(streams, (series, shifted), (13, 10)):  # shifted: no stuck-at-zero run
+        on_ingest = _flags(db, stream_id)
+        with db.session() as session:
+            run_qc(session, stream_id)
+        assert on_ingest == _flags(db, stream_id)
+        assert sum(1 for _, f in on_ingest if f) == flagged
+        stream = client.get(f"/sta/v1.1/Datastreams({stream_id})").json()
+        assert stream["phenomenonTime"] == f"{service.format_time(values[0][0])}/{service.format_time(values[-1][0])}"
+        latest = client.get(f"/sta/v1.1/Datastreams({stream_id})/Observations"
+                            "?$top=1&$orderby=phenomenonTime desc").json()
+        assert latest["value"][0]["result"] == values[-1][1]
+
+
+def _reference_flags(series: list[tuple[datetime, float]], rules: Rules) -> list[list[str]]:
+    """The rules written out value by value, to hold the array implementation to."""
+    values = [v for _, v in series]
+    out: list[list[str]] = []
+    for i, (when, v) in enumerate(series):
+        flags = []
+        if (rules.minimum is not None and v < rules.minimum) or (rules.maximum is not None and v > rules.maximum):
+            flags.append("range")
+        if rules.spike is not None and 0 < i < len(series) - 1:
+            up, down = v - values[i - 1], v - values[i + 1]
+            if (up > rules.spike and down > rules.spike) or (up < -rules.spike and down < -rules.spike):
+                flags.append("spike")
+        first = i
+        while first > 0 and values[first - 1] == v:
+            first -= 1
+        last = i
+        while last + 1 < len(values) and values[last + 1] == v:
+            last += 1
+        if last - first + 1 >= rules.flat_line_count:
+            flags.append("flat_line")
+        if last - first + 1 >= rules.stuck_count and v in (0.0, rules.minimum, rules.maximum):
+            flags.append("stuck")
+        if rules.expected_seconds and i and (when - series[i - 1][0]).total_seconds() > rules.expected_seconds * 1.5:
+            flags.append("gap")
+        out.append(flags)
+    return out
+
+
+def test_the_rules_flag_random_series_as_written_value_by_value() -> None:
+    rnd = random.Random(4)
+    for _ in range(500):
+        when, series = datetime(2023, 1, 1, tzinfo=timezone.utc), []
+        for _ in range(rnd.randint(0, 30)):
+            when += timedelta(seconds=rnd.choice([3600, 3600, 5400, 5401, 60]))
+            series.append((when, rnd.choice([0.0, -0.0, 41.5, 41.5, 41.5, 1000.0, -5.0, rnd.uniform(-10, 1100)])))
+        rules = Rules(minimum=rnd.choice([None, -5.0]), maximum=rnd.choice([None, 1000.0]),
+                      spike=rnd.choice([None, 150.0]), flat_line_count=rnd.choice([2, 3, 6]),
+                      stuck_count=rnd.choice([1, 3]), expected_seconds=rnd.choice([None, 3600.0]))
+        assert flags_for(series, rules) == _reference_flags(series, rules)

@@ -18,18 +18,19 @@ Rules, version ``RULES_VERSION`` (numeric results only; a non-numeric result get
   Observation is more than the expected interval (default one hour; ``properties.qc.expectedSeconds``).
 
 :func:`run_qc` (re)computes a Datastream over a time range, in windows of 31 days: per window one
-ordered read (plus a margin on each side so runs and neighbours at the edges are seen), the rules in
-Python over that series, one UPDATE by primary key per 5,000 rows. Recompute by command
-(``smartlondon sensors qc``) or after an ingest batch.
+ordered read (plus a margin on each side so runs and neighbours at the edges are seen), the rules as
+numpy array operations over that series, one UPDATE by primary key per 5,000 rows. Recompute by
+command (``smartlondon sensors qc``) or after an ingest batch.
 
 :func:`check_on_ingest` gives new Observations their flags as they are stored (every write path of
-``sensors/service.py`` calls it before its INSERT): per Datastream in the batch, one indexed read
-of the few values before the batch's earliest (enough for a run to reach its length), the same
-rules over those plus the batch, and the values before gain the flags the new ones reveal (the
-last one's spike, a run that now reaches its length). The newest value cannot be a spike yet (it has
-no next neighbour): it gets that flag when the next value arrives. For values that arrive in time
-order this gives exactly the flags a batch run gives; values arriving out of order are checked
-against the values before them only (re-run the batch command for exact flags).
+``sensors/service.py`` calls it before its INSERT): per Datastream in the batch, an indexed read
+of the few values before the batch's earliest (enough for a run to reach its length; one query
+for all the batch's Datastreams), the same rules over those plus the batch, and the values before
+gain the flags the new ones reveal (the last one's spike, a run that now reaches its length). The
+newest value cannot be a spike yet (it has no next neighbour): it gets that flag when the next
+value arrives. For values that arrive in time order this gives exactly the flags a batch run
+gives; values arriving out of order are checked against the values before them only (re-run the
+batch command for exact flags).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+import numpy as np
+from sqlalchemy import func, select, text, union_all, update
 from sqlalchemy.orm import Session
 
 from ..core.errors import BadRequest, NotFound
@@ -141,55 +144,61 @@ def rules_for(stream: Datastream, observed: ObservedProperty | None) -> Rules:
 def flags_for(series: list[tuple[datetime, float]], rules: Rules) -> list[list[str]]:
     """The flags of each value of a time-ordered series (each list in ``FLAGS`` order).
 
-    One pass per rule over the whole series. Values with no flag share one empty list: treat the
-    lists as read-only.
+    Values with the same flags share one list (those with none, one empty list): treat the lists
+    as read-only.
     """
-    n = len(series)
-    none: list[str] = []
-    out: list[list[str]] = [none] * n
-    values = [v for _, v in series]
+    codes = flag_codes([t for t, _ in series], [v for _, v in series], rules)
+    lists = _flag_lists()
+    return [lists[code] for code in codes.tolist()]
 
-    def add(i: int, flag: str) -> None:
-        if out[i] is none:
-            out[i] = [flag]
-        else:
-            out[i].append(flag)
 
+def _flag_lists() -> list[list[str]]:
+    """The flag list of every bit code (index: the code), fresh for each caller to share among its values."""
+    return [[f for bit, f in enumerate(FLAGS) if code >> bit & 1] for code in range(1 << len(FLAGS))]
+
+
+def flag_codes(times: list[datetime], values: list[float], rules: Rules) -> np.ndarray:
+    """The flags of each value of a time-ordered series as bits (bit ``i`` set: ``FLAGS[i]``).
+
+    Each rule is a few array operations over the whole series (numpy), so a batch of thousands of
+    values costs about as much as a handful of Python-level steps per value.
+    """
+    n = len(values)
+    v = np.asarray(values, dtype=np.float64)
+    codes = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return codes
     low, high, spike = rules.minimum, rules.maximum, rules.spike
     if low is not None or high is not None:
-        for i, v in enumerate(values):
-            if (low is not None and v < low) or (high is not None and v > high):
-                add(i, "range")
-    if spike is not None:
-        for i in range(1, n - 1):
-            v = values[i]
-            up, down = v - values[i - 1], v - values[i + 1]
-            if (up > spike and down > spike) or (up < -spike and down < -spike):
-                add(i, "spike")
-    # runs of equal values
-    flat_count, stuck_count = rules.flat_line_count, rules.stuck_count
-    i = 0
-    while i < n:
-        first = values[i]
-        j = i
-        while j + 1 < n and values[j + 1] == first:
-            j += 1
-        length = j - i + 1
-        flat = length >= flat_count
-        stuck = length >= stuck_count and first in (0.0, low, high)
-        for k in range(i, j + 1):
-            if flat:
-                add(k, "flat_line")
-            if stuck:
-                add(k, "stuck")
-        i = j + 1
-    if rules.expected_seconds:
+        outside = np.zeros(n, dtype=bool)
+        if low is not None:
+            outside |= v < low
+        if high is not None:
+            outside |= v > high
+        codes |= outside * _BIT["range"]
+    if spike is not None and n > 2:
+        up, down = v[1:-1] - v[:-2], v[1:-1] - v[2:]
+        jumped = ((up > spike) & (down > spike)) | ((up < -spike) & (down < -spike))
+        codes[1:-1] |= jumped * _BIT["spike"]
+    # runs of exactly equal values: each value's run length
+    starts = np.concatenate(([True], v[1:] != v[:-1]))
+    run = np.cumsum(starts) - 1
+    length = np.bincount(run)[run]
+    codes |= (length >= rules.flat_line_count) * _BIT["flat_line"]
+    pinned = v == 0.0
+    for bound in (low, high):
+        if bound is not None:
+            pinned |= v == bound
+    codes |= ((length >= rules.stuck_count) & pinned) * _BIT["stuck"]
+    if rules.expected_seconds and n > 1:
         limit = rules.expected_seconds * 1.5
-        times = [t for t, _ in series]
-        for i in range(1, n):
-            if (times[i] - times[i - 1]).total_seconds() > limit:
-                add(i, "gap")
-    return out
+        steps = np.fromiter(((b - a).total_seconds() for a, b in zip(times, times[1:])), dtype=np.float64,
+                            count=n - 1)
+        codes[1:] |= (steps > limit) * _BIT["gap"]
+    return codes
+
+
+_BIT = {flag: 1 << i for i, flag in enumerate(FLAGS)}
 
 
 @dataclass
@@ -278,6 +287,8 @@ def run_qc_all(session: Session, start: datetime | None = None, end: datetime | 
 
 _RULES_CACHE = "smartlondon.qc.rules"
 _CHANGING = ("spike", "flat_line", "stuck")  # what a later value can add to an earlier one
+_START = itemgetter("phenomenon_time_start")
+_NUMBER = itemgetter("result_number")
 
 
 def _quality_with(quality: Any, flags: list[str]) -> dict[str, Any]:
@@ -295,40 +306,85 @@ def _stream_rules(session: Session, datastream_id: int) -> Rules | None:
     return cache[datastream_id]
 
 
+def _load_rules(session: Session, datastream_ids: set[int]) -> None:
+    """Fill the rules cache for several Datastreams with two queries (one ``get`` pair each otherwise)."""
+    cache: dict[int, Rules | None] = session.info.setdefault(_RULES_CACHE, {})
+    missing = sorted(datastream_ids - set(cache))
+    if len(missing) < 2:
+        return
+    streams = {s.id: s for s in session.scalars(select(Datastream).where(Datastream.id.in_(missing)))}
+    wanted = sorted({s.observed_property_id for s in streams.values() if s.observed_property_id is not None})
+    observed = {o.id: o for o in session.scalars(select(ObservedProperty).where(ObservedProperty.id.in_(wanted)))}
+    for datastream_id in missing:
+        stream = streams.get(datastream_id)
+        cache[datastream_id] = None if stream is None else rules_for(stream, observed.get(stream.observed_property_id))
+
+
+def _values_before(session: Session, wanted: dict[int, tuple[datetime, int]]) -> dict[int, list[Any]]:
+    """Per Datastream ``{id: (time, k)}``, its last ``k`` numeric Observations before ``time``, oldest first.
+
+    One query for all of them (a UNION ALL of one indexed, limited read per Datastream).
+    """
+    out: dict[int, list[Any]] = {ds: [] for ds in wanted}
+    if not wanted:
+        return out
+    parts = [select(Observation.datastream_id, Observation.id, Observation.phenomenon_time_start,
+                    Observation.result_number, Observation.result_quality)
+             .where(Observation.datastream_id == ds, Observation.result_number.is_not(None),
+                    Observation.phenomenon_time_start < first)
+             .order_by(Observation.phenomenon_time_start.desc(), Observation.id.desc()).limit(k).subquery()
+             for ds, (first, k) in sorted(wanted.items())]
+    query = select(*parts[0].c) if len(parts) == 1 else union_all(*(select(*part.c) for part in parts))
+    for row in session.execute(query):
+        out[row.datastream_id].append(row)
+    for rows in out.values():
+        rows.sort(key=lambda r: (r.phenomenon_time_start, r.id))
+    return out
+
+
 def check_on_ingest(session: Session, rows: list[dict[str, Any]]) -> None:
     """Set the QC flags of new Observation rows (``result_quality``) before they are inserted."""
     by_stream: dict[int, list[dict[str, Any]]] = {}
     for row in rows:
-        if row.get("datastream_id") is not None and row.get("result_number") is not None:
-            by_stream.setdefault(row["datastream_id"], []).append(row)
+        stream_id = row.get("datastream_id")
+        if stream_id is not None and row.get("result_number") is not None:
+            group = by_stream.get(stream_id)
+            if group is None:
+                by_stream[stream_id] = [row]
+            else:
+                group.append(row)
+    _load_rules(session, set(by_stream))
+    rules_of: dict[int, Rules] = {}
+    starts_of: dict[int, list[datetime]] = {}
     for datastream_id, group in by_stream.items():
         rules = _stream_rules(session, datastream_id)
         if rules is None:
             continue
-        group.sort(key=lambda r: r["phenomenon_time_start"])
-        context = max(rules.flat_line_count, rules.stuck_count) + 1
-        before = session.execute(
-            select(Observation.id, Observation.phenomenon_time_start, Observation.result_number,
-                   Observation.result_quality)
-            .where(Observation.datastream_id == datastream_id, Observation.result_number.is_not(None),
-                   Observation.phenomenon_time_start < group[0]["phenomenon_time_start"])
-            .order_by(Observation.phenomenon_time_start.desc(), Observation.id.desc()).limit(context)).all()[::-1]
-        series = [(r.phenomenon_time_start, r.result_number) for r in before]
-        series += [(r["phenomenon_time_start"], r["result_number"]) for r in group]
-        flags = flags_for(series, rules)
-        shared: dict[tuple[str, ...], dict[str, Any]] = {}  # rows with no quality of their own share one entry per flag set
-        for row, row_flags in zip(group, flags[len(before):]):
+        starts = list(map(_START, group))
+        if any(b < a for a, b in zip(starts, starts[1:])):  # rows usually arrive in time order
+            group.sort(key=_START)
+            starts = list(map(_START, group))
+        rules_of[datastream_id], starts_of[datastream_id] = rules, starts
+    before_of = _values_before(session, {ds: (starts_of[ds][0], max(rules.flat_line_count, rules.stuck_count) + 1)
+                                         for ds, rules in rules_of.items()})
+    for datastream_id, rules in rules_of.items():
+        group, starts, before = by_stream[datastream_id], starts_of[datastream_id], before_of[datastream_id]
+        codes = flag_codes([r.phenomenon_time_start for r in before] + starts,
+                           [r.result_number for r in before] + list(map(_NUMBER, group)), rules).tolist()
+        lists = _flag_lists()
+        shared: dict[int, dict[str, Any]] = {}  # rows with no quality of their own share one entry per flag set
+        for row, code in zip(group, codes[len(before):]):
             quality = row.get("result_quality")
             if quality is None:
-                key = tuple(row_flags)
-                entry = shared.get(key)
+                entry = shared.get(code)
                 if entry is None:
-                    entry = shared[key] = _quality_with(None, row_flags)
+                    entry = shared[code] = _quality_with(None, lists[code])
                 row["result_quality"] = entry
             else:
-                row["result_quality"] = _quality_with(quality, row_flags)
+                row["result_quality"] = _quality_with(quality, lists[code])
+        flags = [lists[code] for code in codes[:len(before)]]
         updates: list[dict[str, Any]] = []
-        for old, row_flags in zip(before, flags[:len(before)]):
+        for old, row_flags in zip(before, flags):
             quality = old.result_quality
             if not (isinstance(quality, dict) and isinstance(quality.get("qc"), dict)):
                 continue  # never checked: leave it to the batch command

@@ -37,6 +37,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
+from operator import itemgetter
 from typing import Any
 
 import jsonpatch
@@ -688,10 +689,14 @@ class Writer:
     def _after_insert(self, rows: list[dict[str, Any]]) -> None:
         by_stream: dict[tuple[str, int], list[dict[str, Any]]] = {}
         for row in rows:
-            if row.get("datastream_id") is not None:
-                by_stream.setdefault(("Datastreams", row["datastream_id"]), []).append(row)
+            stream_id = row.get("datastream_id")
+            key = (("Datastreams", stream_id) if stream_id is not None
+                   else ("MultiDatastreams", row["multi_datastream_id"]))
+            group = by_stream.get(key)
+            if group is None:
+                by_stream[key] = [row]
             else:
-                by_stream.setdefault(("MultiDatastreams", row["multi_datastream_id"]), []).append(row)
+                group.append(row)
         if len(by_stream) > 1:  # load the streams with one query (each a get() below otherwise)
             for kind, model in (("Datastreams", Datastream), ("MultiDatastreams", MultiDatastream)):
                 ids = sorted(i for k, i in by_stream if k == kind)
@@ -699,17 +704,18 @@ class Writer:
                     list(self.session.scalars(select(model).where(model.id.in_(ids))))
         newest_of: dict[int, dict[str, Any]] = {}
         for (kind, stream_id), group in by_stream.items():
-            starts = [r["phenomenon_time_start"] for r in group]
-            ends = [r["phenomenon_time_end"] or r["phenomenon_time_start"] for r in group]
-            results = [r["result_time"] for r in group if r.get("result_time") is not None]
+            starts = list(map(_START, group))
+            first, last = min(starts), max(starts)
+            ends = [end for end in map(_END, group) if end is not None]
+            results = [r.get("result_time") for r in group if r.get("result_time") is not None]
             model = Datastream if kind == "Datastreams" else MultiDatastream
             stream = self.session.get(model, stream_id)
             assert stream is not None
-            _widen(stream, "phenomenon_time", min(starts), max(ends))
+            _widen(stream, "phenomenon_time", first, max(last, max(ends)) if ends else last)
             if results:
                 _widen(stream, "result_time", min(results), max(results))
-            if kind == "Datastreams":
-                newest_of[stream_id] = max(group, key=lambda r: (r["phenomenon_time_start"], r["id"]))
+            if kind == "Datastreams":  # the newest: latest phenomenonTime start, then the highest id
+                newest_of[stream_id] = max((r for r in group if r["phenomenon_time_start"] == last), key=_ID)
         if len(newest_of) == 1:
             [(stream_id, newest)] = newest_of.items()
             upsert_latest(self.session, stream_id, newest)
@@ -852,6 +858,11 @@ class Writer:
         _queue(self.session, entity_set=et.name, id=entity_id, op="delete")
 
 
+_START = itemgetter("phenomenon_time_start")
+_END = itemgetter("phenomenon_time_end")
+_ID = itemgetter("id")
+
+
 def _reverse(et: EntityType, nav: Navigation) -> Navigation | None:
     """The link-table navigation from ``nav``'s target back to ``et``."""
     target = ENTITIES[nav.target]
@@ -875,9 +886,13 @@ def _insert_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     table = Observation.__table__
     n = len(rows)
     if connection.dialect.name == "postgresql":
-        ids = [int(i) for i in connection.execute(text(
-            "SELECT nextval(pg_get_serial_sequence('sta_observation', 'id')) FROM generate_series(1, :n)"),
-            {"n": n}).scalars()]
+        cursor = connection.connection.driver_connection.cursor()
+        try:  # through the driver: one round trip, no per-row result objects
+            cursor.execute("SELECT nextval(pg_get_serial_sequence('sta_observation', 'id')) "
+                           "FROM generate_series(1, %s)", (n,))
+            ids = [int(i) for (i,) in cursor.fetchall()]
+        finally:
+            cursor.close()
         for row, new_id in zip(rows, ids):
             row["id"] = new_id
         if n >= _COPY_FROM:
@@ -933,87 +948,100 @@ def _json_text(value: Any, memo: dict[int, str]) -> str:
 def _copy_rows(connection: Any, rows: list[dict[str, Any]]) -> None:
     """COPY Observation rows (ids set) into sta_observation through psycopg, in the session's transaction.
 
-    The rows are written as COPY text directly (no per-value adapter objects). Stores what the
-    executemany INSERT stores: UTC timestamps, and JSON columns as JSON (a Python None as JSON
-    null, as SQLAlchemy's JSON type does).
+    The rows are written as COPY text directly (no per-value adapter objects), a column at a time
+    (one comprehension per column rather than a function call per cell), and sent in chunks of
+    ``_COPY_CHUNK`` rows so that PostgreSQL parses and indexes one chunk while the next is built.
+    Stores what the executemany INSERT stores: UTC timestamps, and JSON columns as JSON (a Python
+    None as JSON null, as SQLAlchemy's JSON type does).
     """
     columns = _columns_of(rows)
     memo: dict[int, str] = {}
-
-    def escape(out: str) -> str:
-        if "\\" in out or "\t" in out or "\n" in out or "\r" in out:
-            out = out.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
-        return out
-
-    def json_cell(value: Any) -> str:
-        return escape(_json_text(value, memo))
-
-    def time_cell(value: Any) -> str:
-        if value is None:
-            return "\\N"
-        return value.isoformat() if value.tzinfo is not None else value.isoformat() + "+00:00"
-
-    def other_cell(value: Any) -> str:
-        if value is None:
-            return "\\N"
-        kind = type(value)
-        if kind is int:
-            return str(value)
-        if kind is float:
-            return repr(value)
-        if kind is bool:
-            return "t" if value else "f"
-        return escape(str(value))
-
     # a column holding the same object in every row (None, the Datastream's id, a shared empty
     # ``parameters``) is formatted once and written as a constant tail of each line
-    varying: list[tuple[str, Any]] = []
-    constant: list[tuple[str, str]] = []
+    varying: list[tuple[str, list[Any]]] = []
+    constant: list[str] = []
     for c in columns:
-        cell = json_cell if c in _JSON_COLUMNS else time_cell if c in _TIME_COLUMNS else other_cell
-        first = rows[0].get(c)
-        if all(row.get(c) is first for row in rows):
-            constant.append((c, cell(first)))
+        values = [row.get(c) for row in rows]
+        if len(set(map(id, values))) == 1:  # the same object throughout
+            constant.append(c)
         else:
-            varying.append((c, cell))
-    order = [c for c, _ in varying] + [c for c, _ in constant]
-    tail = "".join("\t" + text for _, text in constant) + "\n"
+            varying.append((c, values))
+    tail = "".join("\t" + _copy_column(c, [rows[0].get(c)], memo)[0] for c in constant) + "\n"
     if not varying:
         tail = tail[1:]
-
     cursor = connection.connection.driver_connection.cursor()
     try:
-        with cursor.copy(f"COPY sta_observation ({', '.join(order)}) FROM STDIN") as copy:
-            for at in range(0, len(rows), 10_000):
-                copy.write("".join("\t".join([cell(row.get(c)) for c, cell in varying]) + tail
-                                   for row in rows[at:at + 10_000]))
+        with cursor.copy(f"COPY sta_observation ({', '.join([c for c, _ in varying] + constant)}) FROM STDIN") as copy:
+            for at in range(0, len(rows), _COPY_CHUNK):
+                cells = [_copy_column(c, values[at:at + _COPY_CHUNK], memo) for c, values in varying]
+                copy.write(tail.join(map("\t".join, zip(*cells))) + tail if cells
+                           else tail * len(rows[at:at + _COPY_CHUNK]))
     finally:
         cursor.close()
 
 
+#: rows per write of a COPY: small enough that the server works while the next chunk is built
+_COPY_CHUNK = 2_000
+_INF = math.inf
+
+
+def _copy_column(column: str, values: list[Any], memo: dict[int, str]) -> list[str]:
+    """The COPY text cells of one column's values (``\\N`` for NULL, backslashes and controls escaped)."""
+    if column in _TIME_COLUMNS:
+        return [v.isoformat() if v is not None and v.tzinfo is not None
+                else "\\N" if v is None else v.isoformat() + "+00:00" for v in values]
+    if column in _JSON_COLUMNS:
+        return [repr(v) if type(v) is float and -_INF < v < _INF else _copy_json(v, memo) for v in values]
+    return [str(v) if type(v) is int else "\\N" if v is None else _copy_other(v) for v in values]
+
+
+def _copy_json(value: Any, memo: dict[int, str]) -> str:
+    """A JSON column's COPY cell; objects and arrays memoised by identity (rows share QC entries)."""
+    kind = type(value)
+    if kind is dict or kind is list:
+        key = id(value)
+        done = memo.get(key)
+        if done is None:
+            done = memo[key] = _copy_escape(json.dumps(value))
+        return done
+    return _copy_escape(_json_text(value, memo))
+
+
+def _copy_other(value: Any) -> str:
+    kind = type(value)
+    if kind is float:
+        return repr(value)
+    if kind is bool:
+        return "t" if value else "f"
+    return _copy_escape(str(value))
+
+
+def _copy_escape(out: str) -> str:
+    if "\\" in out or "\t" in out or "\n" in out or "\r" in out:
+        out = out.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    return out
+
+
 def _sqlite_insert(connection: Any, rows: list[dict[str, Any]]) -> None:
-    """One executemany INSERT through the sqlite3 driver, the values as SQLAlchemy would store them."""
+    """One executemany INSERT through the sqlite3 driver, the values as SQLAlchemy would store them.
+
+    The values are converted a column at a time (one comprehension per column, not a call per cell).
+    """
     columns = _columns_of(rows)
     memo: dict[int, str] = {}
-    makers: list[Any] = []
+    data: list[list[Any]] = []
     for column in columns:
+        values = [row.get(column) for row in rows]
         if column in _JSON_COLUMNS:
-            makers.append(lambda v: _json_text(v, memo))
-        elif column in _TIME_COLUMNS:
-            makers.append(_sqlite_time)
-        else:
-            makers.append(None)
-    converted = [(i, m) for i, m in enumerate(makers) if m is not None]
-    data = []
-    for row in rows:
-        values = [row.get(c) for c in columns]
-        for i, make in converted:
-            values[i] = make(values[i])
+            values = [repr(v) if type(v) is float and -_INF < v < _INF else _json_text(v, memo) for v in values]
+        elif column in _TIME_COLUMNS:  # UTC from parse_time: its ISO text is the stored form (years 1000 on)
+            values = [v.isoformat(" ", "microseconds")[:26] if v is not None and v.tzinfo is timezone.utc
+                      and v.year >= 1000 else _sqlite_time(v) for v in values]
         data.append(values)
     cursor = connection.connection.driver_connection.cursor()
     try:
         cursor.executemany(f"INSERT INTO sta_observation ({', '.join(columns)}) "
-                           f"VALUES ({', '.join('?' for _ in columns)})", data)
+                           f"VALUES ({', '.join('?' for _ in columns)})", zip(*data))
     finally:
         cursor.close()
 
@@ -1310,6 +1338,18 @@ def create_observations(session: Session, body: Any, base_url: str) -> list[str]
         raise BadRequest("CreateObservations takes a JSON array of {\"Datastream\": {\"@iot.id\": n}, "
                          "\"components\": [...], \"dataArray\": [[...], ...]} objects.")
     writer = Writer(session, base_url)
+    streams: dict[str, set[int]] = {"Datastreams": set(), "MultiDatastreams": set()}
+    for group in body:  # every (Multi)Datastream of the request and its generated FeatureOfInterest: a few queries
+        if isinstance(group, dict) and ("Datastream" in group) != ("MultiDatastream" in group):
+            nav = "Datastream" if "Datastream" in group else "MultiDatastream"
+            try:
+                stream_id = _link_id(group[nav])
+            except BadRequest:  # answered in the group's turn below, so the first bad group is the one named
+                continue
+            if stream_id is not None:
+                streams[f"{nav}s"].add(stream_id)
+    if len(streams["Datastreams"]) + len(streams["MultiDatastreams"]) > 1:
+        _prefetch(writer, streams, set())
     rows: list[dict[str, Any] | None] = []
     for index, group in enumerate(body):
         where = f"CreateObservations[{index}]"
@@ -1560,6 +1600,44 @@ def _prefetch(writer: Writer, stream_ids: dict[str, set[int]], foi_ids: set[int]
     return existing
 
 
+#: the properties of a message the inline check handles (any other goes through ``_split``)
+_INLINE_PROPERTIES = frozenset({"phenomenonTime", "result", "resultTime"})
+
+
+def _inline_row(writer: Writer, inline: dict[tuple[int, tuple[str, ...]], _FastRows],
+                segments: list[tuple[str, int | None]], payload: Any,
+                existing: set[tuple[str, int]]) -> dict[str, Any] | None:
+    """The row of a plain Observation for a known Datastream, checked inline; None for the general path.
+
+    Covers ``Datastreams(<id>)/Observations`` with only phenomenonTime/result/resultTime, and
+    ``Observations`` with those plus a ``Datastream`` link. Whatever ``_FastRows`` does not vouch
+    for (another shape, a time without offset, a non-numeric result, a refused value) goes the
+    general way, so the answer and any error message stay the same.
+    """
+    if type(payload) is not dict:
+        return None
+    if len(segments) == 2:
+        if segments[0][0] != "Datastreams":
+            return None
+        stream_id = segments[0][1]
+        shape = tuple(payload)
+    else:
+        link = payload.get("Datastream")
+        if type(link) is not dict or len(link) != 1 or type(link.get("@iot.id")) is not int:
+            return None
+        stream_id = link["@iot.id"]
+        shape = tuple(key for key in payload if key != "Datastream")
+    assert stream_id is not None
+    if ("Datastreams", stream_id) not in existing or "result" not in shape or not _INLINE_PROPERTIES.issuperset(shape):
+        return None
+    rows = inline.get((stream_id, shape))
+    if rows is None:
+        rows = inline[(stream_id, shape)] = _FastRows(writer, stream_id, list(shape))
+    if not rows.usable:
+        return None
+    return rows.row([payload[key] for key in shape])
+
+
 def _begin_savepoint(session: Session) -> Any:
     """A SAVEPOINT inside the session's transaction (on SQLite, make sure the transaction has begun)."""
     connection = session.connection()
@@ -1570,30 +1648,41 @@ def _begin_savepoint(session: Session) -> Any:
     return session.begin_nested()
 
 
-def create_many_from_path(session: Session, items: list[tuple[str, dict]], base_url: str) -> list[dict | Exception]:
+def create_many_from_path(session: Session, items: list[tuple[str, dict]], base_url: str,
+                          entities: bool = True) -> list[dict | bool | Exception]:
     """Create many entities, each as ``create_from_path(session, path, payload, base_url)`` would.
 
-    Returns, per item and in order, the created entity's JSON or the ``BadRequest``/``NotFound``
-    that refused it (with the same message ``create_from_path`` gives); a refused item writes
-    nothing and does not affect the others. Observations whose related entities are links (what
-    MQTT publishers send) take a fast path: their Datastreams and FeaturesOfInterest are looked up
-    with one query each, missing FeaturesOfInterest generated once per Location, all valid rows
-    inserted with one executemany in arrival order (so per Datastream too), ``sta_latest`` and the
-    spans updated once per Datastream, and ``sta.changed`` events queued only when someone
-    listens. Anything else (other entity sets, Observations with nested new entities) is created
-    through ``create_from_path`` inside a SAVEPOINT. Other errors (the database) propagate.
+    Returns, per item and in order, the created entity's JSON (``True`` instead with
+    ``entities=False``, for callers such as the MQTT bridge that only acknowledge) or the
+    ``BadRequest``/``NotFound`` that refused it (with the same message ``create_from_path`` gives);
+    a refused item writes nothing and does not affect the others. Observations whose related
+    entities are links (what MQTT publishers send) take a fast path: their Datastreams and
+    FeaturesOfInterest are looked up with one query each, missing FeaturesOfInterest generated once
+    per Location, all valid rows inserted with one executemany in arrival order (so per Datastream
+    too), ``sta_latest`` and the spans updated once per Datastream, and ``sta.changed`` events
+    queued only when someone listens. The commonest message, ``{"phenomenonTime": "...Z",
+    "result": 41.2}`` for an OM_Measurement Datastream, is checked inline (``_FastRows``, the
+    dataArray's checks) rather than through ``_split``/``_observation_row``. Anything else (other
+    entity sets, Observations with nested new entities) is created through ``create_from_path``
+    inside a SAVEPOINT. Other errors (the database) propagate.
     """
     base_url = base_url.rstrip("/")
-    results: list[dict | Exception | None] = [None] * len(items)
+    results: list[dict | bool | Exception | None] = [None] * len(items)
     plan: list[tuple[int, bool, list[tuple[str, int | None]]]] = []
     stream_ids: dict[str, set[int]] = {"Datastreams": set(), "MultiDatastreams": set()}
     foi_ids: set[int] = set()
+    parsed: dict[str, list[tuple[str, int | None]] | BadRequest | NotFound] = {}  # a batch repeats its paths
     for index, (path, payload) in enumerate(items):
-        try:
-            segments = parse_path(path)
-        except (BadRequest, NotFound) as exc:
-            results[index] = exc
+        known = parsed.get(path)
+        if known is None:
+            try:
+                known = parsed[path] = parse_path(path)
+            except (BadRequest, NotFound) as exc:
+                known = parsed[path] = exc
+        if not isinstance(known, list):
+            results[index] = known
             continue
+        segments = known
         fast = _plain_observation(segments, payload)
         plan.append((index, fast, segments))
         if not fast:
@@ -1614,11 +1703,13 @@ def create_many_from_path(session: Session, items: list[tuple[str, dict]], base_
     et = ENTITIES["Observations"]
     pending: list[tuple[int, dict[str, Any]]] = []
 
+    inline: dict[tuple[int, tuple[str, ...]], _FastRows] = {}  # per Datastream and message shape
+
     def store_pending() -> None:
         if pending:
             writer.insert_observations([row for _, row in pending])
             for index, row in pending:
-                results[index] = observation_json(row, base_url)
+                results[index] = observation_json(row, base_url) if entities else True
             pending.clear()
 
     for index, fast, segments in plan:
@@ -1644,6 +1735,10 @@ def create_many_from_path(session: Session, items: list[tuple[str, dict]], base_
                 if (name, parent_id) not in existing:
                     raise NotFound(f"There is no {ENTITIES[name].singular} with id {parent_id}.")
                 fixed[_OBSERVATION_PARENTS[name]] = parent_id
+            row = _inline_row(writer, inline, segments, payload, existing)
+            if row is not None:
+                pending.append((index, row))
+                continue
             values, navs = _split(et, payload, et.singular)
             pending.append((index, writer._observation_row(values, navs, fixed, et.singular)))
         except (BadRequest, NotFound) as exc:
