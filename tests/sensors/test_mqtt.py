@@ -244,6 +244,46 @@ def test_a_burst_of_1000_observations_for_one_datastream_is_stored_in_the_order_
     assert [row.result for row in rows] == list(range(1000))
 
 
+def test_plain_messages_are_stored_exactly_as_the_same_create_over_the_service_would_store_them(
+        db: Database, served, publisher: Publisher) -> None:
+    """What most sensors send (only phenomenonTime, result, maybe resultTime) takes the bridge's inline
+    check; what it does not vouch for (a time with no offset, a string result) goes the general way.
+    Either way each Observation, and its Datastream's time span, reads back as if it had been created
+    through ``create_from_path`` (an HTTP POST)."""
+    over_mqtt, reference = make_station(db, "Oxford Street"), make_station(db, "Euston Road")
+    messages = [
+        {"phenomenonTime": "2023-05-01T10:00:00+01:00", "result": 41},
+        {"phenomenonTime": "2023-05-01T10:30:00Z", "result": 42.5, "resultTime": "2023-05-01T10:31:05.25Z"},
+        {"result": 7.25, "phenomenonTime": "2023-05-01T11:00:00.5Z", "resultTime": None},
+        {"phenomenonTime": "2023-05-01T12:00:00", "result": 43.0},
+    ]
+    for message in messages:
+        publisher.send_and_wait(f"v1.1/Datastreams({over_mqtt.datastream})/Observations", message)
+    publisher.send_and_wait("v1.1/Observations", {"phenomenonTime": "2023-05-01T13:00:00Z", "result": 44.75,
+                                                  "Datastream": {"@iot.id": over_mqtt.datastream}})
+    with db.session() as session:
+        for message in messages:
+            service.create_from_path(session, f"Datastreams({reference.datastream})/Observations", message, STA)
+        service.create_from_path(session, "Observations", {"phenomenonTime": "2023-05-01T13:00:00Z", "result": 44.75,
+                                                            "Datastream": {"@iot.id": reference.datastream}}, STA)
+    client, _ = served
+
+    def shown(stream: int) -> list[dict[str, Any]]:
+        body = client.get(f"/sta/v1.1/Datastreams({stream})/Observations",
+                          params={"$orderby": "id", "$expand": "FeatureOfInterest($select=name)"}).json()
+        return [{k: v for k, v in o.items() if "@iot" not in k and k != "FeatureOfInterest"}
+                | {"foi": o["FeatureOfInterest"]["name"]} for o in body["value"]]
+
+    wait_until(lambda: len(shown(over_mqtt.datastream)) == 5)
+    stored_over_mqtt, stored_directly = shown(over_mqtt.datastream), shown(reference.datastream)
+    assert [o["result"] for o in stored_over_mqtt] == [41, 42.5, 7.25, 43.0, 44.75]
+    assert [o["foi"] for o in stored_over_mqtt] == ["Oxford Street"] * 5  # generated from the Thing's Location
+    assert [o | {"foi": ""} for o in stored_over_mqtt] == [o | {"foi": ""} for o in stored_directly]
+    span = [client.get(f"/sta/v1.1/Datastreams({s})").json() for s in (over_mqtt.datastream, reference.datastream)]
+    assert span[0]["phenomenonTime"] == span[1]["phenomenonTime"]
+    assert span[0]["resultTime"] == span[1]["resultTime"]
+
+
 def test_qos1_messages_published_while_the_bridge_is_away_are_stored_when_it_returns(
         db: Database, mqtt_settings: Settings, publisher: Publisher, run: str) -> None:
     station = make_station(db)

@@ -258,7 +258,7 @@ def _service_create_many(base_url: str) -> CreateMany:
     def create_many(session: Session, items: list[tuple[str, dict[str, Any]]]) -> list[Any]:
         from . import service
 
-        return service.create_many_from_path(session, items, base_url)
+        return service.create_many_from_path(session, items, base_url, entities=False)
     return create_many
 
 
@@ -296,7 +296,7 @@ class MqttBridge:
     def __init__(self, db: Database, url: str, *, base_url: str = "", create: Create | None = None,
                  client_id: str = "smartlondon-sta-bridge", session_expiry: int = 86400,
                  select_topics: Iterable[SelectTopic] = (), error_topic: str = ERROR_TOPIC,
-                 batch_size: int = 500, notify_qos: int = 1) -> None:
+                 batch_size: int = 2000, notify_qos: int = 1) -> None:
         self.db = db
         self.address = BrokerAddress.parse(url)
         self.create = create or _service_create(base_url)
@@ -626,8 +626,8 @@ class MqttBridge:
 
     # notifications
 
-    def _publish(self, topic: str, payload: Mapping[str, Any] | str, qos: int) -> None:
-        text_ = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"), default=str)
+    def _publish(self, topic: str, payload: Mapping[str, Any] | str | bytes, qos: int) -> None:
+        text_ = payload if isinstance(payload, (str, bytes)) else json.dumps(payload, separators=(",", ":"), default=str)
         self.client.publish(topic, text_, qos=qos, properties=_NOTIFICATION_PROPERTIES)
 
     def notify(self, entity_set: str, id: Any, op: str, entity: Mapping[str, Any] | None = None,
@@ -636,16 +636,16 @@ class MqttBridge:
         """Publish a committed change to its topics; how many messages went out.
 
         A payload sent to several topics (a new entity goes to its set and its parents' sets) is
-        serialised once.
+        serialised and encoded once.
         """
         if entity is None:
             return 0
         messages = notification_messages(entity_set, id, op, entity, changed, links, self.select_topics)
-        texts: dict[int, str] = {}
+        texts: dict[int, bytes] = {}
         for topic, payload in messages:
             key = builtins.id(payload)
             if key not in texts:
-                texts[key] = json.dumps(payload, separators=(",", ":"), default=str)
+                texts[key] = json.dumps(payload, separators=(",", ":"), default=str).encode("utf-8")
             self._publish(topic, texts[key], qos=self.notify_qos)
         NOTIFICATIONS.inc(len(messages))
         return len(messages)
