@@ -7,15 +7,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
 from smartlondon.core.db import Database
-from smartlondon.sensors import service
+from smartlondon.sensors import archive, service
 from smartlondon.sensors.models import Datastream
 from smartlondon.sensors.sta import query
+from smartlondon.settings import Settings
 from tests.sensors.sta_support import MEASUREMENT, UG_M3, Network, build_network
 
 ROOT = "http://testserver/sta/v1.1"
@@ -50,7 +53,18 @@ URLS = [
     f"/sta/v1.1/Datastreams?$expand={LATEST},Thing($select=name)",
     f"/sta/v1.1/Datastreams?$select=name&$top=1&$skip=1&$expand=Observations($top=1;$orderby=phenomenonTime desc;"
     "$select=id)",
+    # $filter on the Datastreams with $select at both levels, $count with a page and its @iot.nextLink
+    f"/sta/v1.1/Datastreams?$filter=name ne 'New sensor'&$select=id,name,unitOfMeasurement,phenomenonTime&$count=true"
+    "&$top=2&$expand=Observations($select=id,phenomenonTime,result;$top=1;$orderby=phenomenonTime desc)",
+    f"/sta/v1.1/Datastreams?$count=true&$top=1&$skip=2&$expand={LATEST}",
+    f"/sta/v1.1/Datastreams?$orderby=name&$top=3&$expand=Observations($select=resultTime,validTime,parameters,"
+    "resultQuality;$top=1;$orderby=phenomenonTime desc)",
 ]
+
+
+def _ordered(text: str) -> Any:
+    """The JSON document with every object as its list of (key, value) pairs: equal only in the same key order."""
+    return json.loads(text, object_pairs_hook=list)
 
 
 def _general(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +82,42 @@ def test_the_fast_path_answers_as_the_general_path(client: TestClient, network: 
         _general(patch)
         general = client.get(url)
     assert general.status_code == 200, general.text
-    assert fast.json() == general.json()
+    assert _ordered(fast.text) == _ordered(general.text)
+
+
+def test_the_next_pages_answer_as_the_general_path(client: TestClient, network: Network,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"/sta/v1.1/Datastreams?$top=2&$count=true&$expand={LATEST}"
+    fast, general = [], []
+    for into, patched in ((fast, False), (general, True)):
+        with monkeypatch.context() as patch:
+            if patched:
+                _general(patch)
+            next_url: str | None = url
+            while next_url:
+                body = client.get(next_url).text
+                into.append(_ordered(body))
+                next_url = json.loads(body).get("@iot.nextLink")
+    assert len(fast) == 2 and fast == general  # four Datastreams, two a page
+
+
+def test_archived_observations_give_the_same_next_link(db: Database, client: TestClient, settings: Settings,
+                                                       network: Network, monkeypatch: pytest.MonkeyPatch) -> None:
+    # everything but each Datastream's latest Observation goes to Parquet: only the archive says there is more
+    report = archive.archive(db, settings.archive_dir, timedelta(days=1),
+                             now=datetime(2023, 2, 1, tzinfo=timezone.utc))
+    assert report.rows > 0
+    url = f"/sta/v1.1/Datastreams?$expand={LATEST}"
+    fast = client.get(url)
+    with monkeypatch.context() as patch:
+        _general(patch)
+        general = client.get(url)
+    assert fast.status_code == general.status_code == 200, (fast.text, general.text)
+    assert _ordered(fast.text) == _ordered(general.text)
+    my1 = next(d for d in fast.json()["value"] if d["@iot.id"] == network.datastreams["MY1/NO2"])
+    assert len(my1["Observations"]) == 1 and "Observations@iot.nextLink" in my1
+    older = client.get(my1["Observations@iot.nextLink"]).json()["value"]
+    assert len(older) == 1 and older[0]["phenomenonTime"] < my1["Observations"][0]["phenomenonTime"]
 
 
 def test_the_latest_values_and_their_shape(client: TestClient, network: Network) -> None:

@@ -102,3 +102,23 @@ def test_fast_count_is_exact_for_small_tables_and_an_estimate_for_big_ones(db: D
     assert missing.status_code == 404 and "no entity set 'Sensorz'" in missing.json()["message"]
     bad = client.get("/sta/v1.1/ext/count/Things", params={"$filter": "name eq 'x'"})
     assert bad.status_code == 400 and "takes no query options" in bad.json()["message"]
+
+
+def test_the_same_latest_values_as_the_standard_expand(db: Database, client: TestClient, network: Network) -> None:
+    stream = network.datastreams["MY1/NO2"]
+    with db.session() as session:  # a fractional-second interval and a non-ASCII unit must come out the same
+        service.create_from_path(session, f"Datastreams({stream})/Observations", {
+            "phenomenonTime": "2023-01-03T00:00:00.250000Z/2023-01-03T01:00:00Z", "result": 41.5}, ROOT)
+    items = client.get(URL).json()["value"]
+    expanded = client.get("/sta/v1.1/Datastreams?$expand=Observations($top=1;$orderby=phenomenonTime desc)").json()
+    by_stream = {d["@iot.id"]: d for d in expanded["value"]}
+    assert len(items) == len(by_stream)
+    for item in items:
+        datastream = by_stream[item["Datastream@iot.id"]]
+        [latest] = datastream["Observations"]
+        assert item["Observation"] == {k: latest[k] for k in ("@iot.id", "@iot.selfLink", "phenomenonTime", "result")}
+        assert item["Datastream@iot.navigationLink"] == datastream["@iot.selfLink"]
+        assert (item["name"], item["unitOfMeasurement"]) == (datastream["name"], datastream["unitOfMeasurement"])
+    mine = next(i for i in items if i["Datastream@iot.id"] == stream)
+    assert mine["Observation"]["phenomenonTime"] == "2023-01-03T00:00:00.250000Z/2023-01-03T01:00:00Z"
+    assert mine["unitOfMeasurement"]["symbol"] == "µg/m³"

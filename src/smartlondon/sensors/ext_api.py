@@ -26,6 +26,7 @@ from . import archive
 from .counting import count_entities
 from .models import ENTITIES, Datastream
 from .sta import PREFIX, StaError, base_url
+from .sta.latest_expand import _literal, _quote, _value_sql
 from .sta.router import CONFORMANCE
 from .sta.serialize import format_interval, format_time
 
@@ -113,38 +114,33 @@ def _int(request: Request, name: str, default: int, maximum: int | None = None) 
     return value
 
 
-# The answer is built by the database as one JSON text (json_group_array / json_agg), so 5,000
-# Datastreams cost one indexed join and no per-row work in Python.
-_SQLITE_TIME = ("(substr({c}, 1, 10) || 'T' || CASE WHEN substr({c}, 20) IN ('', '.000000') "
-                "THEN substr({c}, 12, 8) ELSE substr({c}, 12) END || 'Z')")
-_PG_TIME = ("(to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN "
-            "extract(microseconds FROM {c})::bigint % 1000000 = 0 THEN '' "
-            "ELSE '.' || to_char({c} AT TIME ZONE 'UTC', 'US') END || 'Z')")
-
-
-def _latest_sql(dialect: str, where: str) -> str:
-    fmt = _SQLITE_TIME if dialect == "sqlite" else _PG_TIME
-    start, end = fmt.format(c="l.phenomenon_time_start"), fmt.format(c="l.phenomenon_time_end")
-    when = f"CASE WHEN l.phenomenon_time_end IS NULL THEN {start} ELSE {start} || '/' || {end} END"
+# The answer is built by the database as one JSON text, each item with one printf (SQLite) or
+# format (PostgreSQL) call whose template holds the keys and the service root: 5,000 Datastreams
+# cost one indexed join and no per-row work in Python, and the stored JSON (unit, result) is
+# written as it is rather than parsed again by json()/json_build_object.
+def _latest_sql(dialect: str, where: str, root: str) -> str:
+    link = _literal(json.dumps(root)[:-1])   # '"http://.../sta/v1.1': the rest of the address follows
+    template = (
+        '{"Datastream@iot.id":%s,"Datastream@iot.navigationLink":' + link + '/Datastreams(%s)",'
+        '"name":%s,"unitOfMeasurement":%s,"Thing@iot.id":%s,"ObservedProperty@iot.id":%s,'
+        '"Observation":{"@iot.id":%s,"@iot.selfLink":' + link + '/Observations(%s)",'
+        '"phenomenonTime":%s,"result":%s}}')
+    number = "coalesce(CAST({} AS TEXT), 'null')"
+    args = [
+        "CAST(datastream_id AS TEXT)", "CAST(datastream_id AS TEXT)", _quote("name", dialect),
+        number.format("unit_of_measurement"), number.format("thing_id"), number.format("observed_property_id"),
+        "CAST(observation_id AS TEXT)", "CAST(observation_id AS TEXT)", "phenomenon_time", number.format("result"),
+    ]
+    when = _value_sql("l", "phenomenon_time_start", "phenomenon_time_end", "interval", dialect)
     inner = (f"SELECT l.datastream_id, l.observation_id, {when} AS phenomenon_time, l.result, d.name, "
              "d.unit_of_measurement, d.thing_id, d.observed_property_id "
              "FROM sta_latest l JOIN sta_datastream d ON d.id = l.datastream_id"
              f"{where} ORDER BY l.datastream_id LIMIT :top OFFSET :skip")
-    if dialect == "sqlite":
-        item = ("json_object('Datastream@iot.id', datastream_id, 'Datastream@iot.navigationLink', "
-                ":root || '/Datastreams(' || datastream_id || ')', 'name', name, "
-                "'unitOfMeasurement', json(unit_of_measurement), 'Thing@iot.id', thing_id, "
-                "'ObservedProperty@iot.id', observed_property_id, 'Observation', json_object("
-                "'@iot.id', observation_id, '@iot.selfLink', :root || '/Observations(' || observation_id || ')', "
-                "'phenomenonTime', phenomenon_time, 'result', json(result)))")
-        return f"SELECT coalesce(json_group_array({item}), '[]'), count(*) FROM ({inner}) AS page"
-    item = ("json_build_object('Datastream@iot.id', datastream_id, 'Datastream@iot.navigationLink', "
-            "CAST(:root AS text) || '/Datastreams(' || CAST(datastream_id AS text) || ')', 'name', name, "
-            "'unitOfMeasurement', unit_of_measurement, 'Thing@iot.id', thing_id, "
-            "'ObservedProperty@iot.id', observed_property_id, 'Observation', json_build_object("
-            "'@iot.id', observation_id, '@iot.selfLink', CAST(:root AS text) || '/Observations(' || "
-            "CAST(observation_id AS text) || ')', 'phenomenonTime', phenomenon_time, 'result', result))")
-    return (f"SELECT coalesce(json_agg({item} ORDER BY datastream_id), '[]'::json)::text, count(*) "
+    function = "printf" if dialect == "sqlite" else "format"
+    item = f"{function}('{template}', {', '.join(args)})"
+    if dialect == "sqlite":  # group_concat keeps the order of the ordered subquery
+        return f"SELECT '[' || coalesce(group_concat({item}, ','), '') || ']', count(*) FROM ({inner}) AS page"
+    return (f"SELECT '[' || coalesce(string_agg({item}, ',' ORDER BY datastream_id), '') || ']', count(*) "
             f"FROM ({inner}) AS page")
 
 
@@ -177,10 +173,9 @@ def latest(request: Request) -> Response:
                 params[name] = int(text_value)
         where = (" WHERE " + " AND ".join(conditions)) if conditions else ""
         root = _root(request)
-        params["root"] = root
         db: Database = request.app.state.db
         with db.engine.connect() as conn:
-            items, listed = conn.execute(text(_latest_sql(db.dialect, where)), params).one()
+            items, listed = conn.execute(text(_latest_sql(db.dialect, where, root)), params).one()
             more = False
             if listed == top and top > 0:  # a full page: is there a next one?
                 probe = (f"SELECT 1 FROM sta_latest l JOIN sta_datastream d ON d.id = l.datastream_id{where} "

@@ -67,6 +67,11 @@ def _key(name: str) -> str:
     return json.dumps(name).replace("'", "''")
 
 
+def _sql_text(text: str) -> str:
+    """``text`` inside a SQL string literal."""
+    return text.replace("'", "''")
+
+
 def _literal(text: str) -> str:
     """``text`` as part of a printf/format template inside a SQL string literal."""
     return text.replace("%", "%%").replace("'", "''")
@@ -146,9 +151,11 @@ def latest_json_text(session: Session, datastream_ids: list[int], select: list[s
     observations = f"CASE WHEN l.observation_id IS NULL THEN '[]' ELSE '[' || {observation} || ']' END"
     more = ("(EXISTS (SELECT 1 FROM sta_observation m WHERE m.datastream_id = d.id AND m.id <> l.observation_id) "
             "OR EXISTS (SELECT 1 FROM sta_archive_segment a WHERE a.datastream_id = d.id))")
-    link = "(CAST(:root AS TEXT) || '/Datastreams(' || d.id || ')/Observations' || CAST(:more AS TEXT))"
-    tail = (f"CASE WHEN {more} THEN ',{_key('Observations@iot.nextLink')}:' || {_quote(link, dialect)} "
-            "ELSE '' END")
+    # the link's constant parts JSON-escaped here, so each row only adds its id (no quoting per row)
+    link = json.dumps(f"{base_url}/Datastreams(", ensure_ascii=False)[:-1]
+    rest = json.dumps(f")/Observations{more_query}", ensure_ascii=False)[1:]
+    tail = (f"CASE WHEN {more} THEN '{_sql_text(',' + _key('Observations@iot.nextLink') + ':' + link)}' || "
+            f"CAST(d.id AS TEXT) || '{_sql_text(rest)}' ELSE '' END")
     stream = _object_sql("Datastreams", "d", select, frozenset({"Observations"}), dialect, base_url,
                          [("Observations", observations)], tail=tail)
     joins = "JOIN sta_datastream d ON d.id = p.id LEFT JOIN sta_latest l ON l.datastream_id = d.id"
@@ -157,9 +164,9 @@ def latest_json_text(session: Session, datastream_ids: list[int], select: list[s
     if dialect == "sqlite":
         sql = (f"SELECT '[' || coalesce(group_concat(doc, ','), '') || ']' FROM (SELECT {stream} AS doc "
                f"FROM (SELECT key AS position, value AS id FROM json_each(:ids)) p {joins} ORDER BY p.position)")
-        params: dict[str, Any] = {"ids": json.dumps(datastream_ids), "root": base_url, "more": more_query}
+        params: dict[str, Any] = {"ids": json.dumps(datastream_ids)}
     else:
         sql = (f"SELECT '[' || coalesce(string_agg({stream}, ',' ORDER BY p.position), '') || ']' "
                f"FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS p(id, position) {joins}")
-        params = {"ids": datastream_ids, "root": base_url, "more": more_query}
+        params = {"ids": datastream_ids}
     return RawJSON(session.execute(text(sql), params).scalar_one())
