@@ -210,7 +210,7 @@ def test_many_hours_at_once_use_the_model_fitted_once_a_day(db: Database, settin
     assert [r.hour for r in made] == [day + timedelta(hours=h) for h in range(6)]
     assert {r.method for r in made} == {"model"} and not any(r.has_grid for r in made)
     assert "AirQualityModel 2023-01-12 (72 h of history)" == made[0].model_version
-    cached = Path(settings.data_dir) / "nowcast" / "models" / "NO2-20230112-v2.joblib"
+    cached = Path(settings.data_dir) / "nowcast" / "models" / "NO2-20230112-v3.joblib"
     assert cached.is_file()
     stamp_before = cached.stat().st_mtime_ns
     run = nc.run_nowcast(db, settings, "NO2", day + timedelta(hours=6), cell=1000)

@@ -29,8 +29,9 @@ DESCRIPTION = {
     "how": ("Works in log space: the concentration at a place and hour is its long-run level times the hour's "
             "shared pattern. Each monitor's long-run level is learned from its own history (an hour + site "
             "fit); the hour's departures from those levels are smooth across London and are kriged hour by "
-            "hour with a separate roadside term (roads have their own rush hours). At a place with no monitor "
-            "the level is predicted from whether it is beside a road and from the levels of the monitors "
+            "hour with a separate roadside term (roads have their own rush hours). The estimate is the mean of "
+            "the log-normal distribution this gives, not its median, which would be biased low. At a place with no "
+            "monitor the level is predicted from whether it is beside a road and from the levels of the monitors "
             "within about 2 km (how much dirtier or cleaner than their type they are). The 90% interval adds "
             "the kriging variance and the error of that level prediction (measured by leaving each training "
             "site out), and a conformal factor, fitted on groups of training sites left out in turn, scales it "
@@ -50,7 +51,9 @@ DESCRIPTION = {
         "monitor (see the table), far from the target of an error 15% below that baseline; for PM10 it is "
         "better than every baseline; for PM2.5 inverse distance weighting is better.",
         "Its settings were chosen by comparing a handful of variants on the same first-quarter 2023 nitrogen "
-        "dioxide data the table reports, so that figure is somewhat optimistic.",
+        "dioxide data the table reports, so that figure is somewhat optimistic; its latest change (the mean "
+        "instead of the median) was chosen on other hours of that quarter than the table's.",
+        "The table is over every 6th hour of the quarter (348 hours), not every hour.",
         "It is evaluated at monitor sites, which are not a random sample of London: roadside sites on busy "
         "roads are over-represented and quiet residential streets under-represented.",
         "Kerbside sites (a few metres from very busy roads) remain the hardest: the model, like every baseline, "

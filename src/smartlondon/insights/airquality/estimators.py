@@ -332,7 +332,9 @@ class AirQualityModel(FieldEstimator):
     hour with a roadside/background drift (``KrigingSiteType`` in log space, so roads get their own rush
     hours). At a place with no monitor the level is predicted by ``SiteLevels`` (roadside or not, plus
     the nearby sites' departures from their type, within ``level_range_m``); at a training monitor its
-    own level is used. With ``use_traffic`` the level regression also sees the DfT traffic features
+    own level is used. The estimate is the mean of the log-normal this describes, ``exp(log centre + sd² / 2) -
+    shift`` (``log_mean``; with ``log_mean=False`` its median ``exp(log centre) - shift``, which is biased low).
+    With ``use_traffic`` the level regression also sees the DfT traffic features
     (``features.STATIC_FEATURES``; off by default: it did not help on Q1 2023, see the docs).
 
     The std: the log-space variance is the kriging variance of the anomaly plus the mean squared
@@ -344,12 +346,13 @@ class AirQualityModel(FieldEstimator):
     """
 
     #: changes whenever a fitted model's attributes change, so that caches of older fits are not loaded
-    FORMAT = 2
+    FORMAT = 3
 
     def __init__(self, weather: Weather | None = None, weather_places: dict | None = None,
                  traffic: Traffic | None = None, shift: float = 2.0, level_ridge: float = 1.0,
                  level_range_m: float = 2000.0, level_prior: float = 1.0, use_traffic: bool = False,
-                 calibration_folds: int = 3, calibration_rows: int | None = 30_000, random_state: int = 0) -> None:
+                 log_mean: bool = True, calibration_folds: int = 3, calibration_rows: int | None = 30_000,
+                 random_state: int = 0) -> None:
         self.weather = weather
         self.weather_places = weather_places
         self.traffic = traffic
@@ -358,6 +361,7 @@ class AirQualityModel(FieldEstimator):
         self.level_range_m = level_range_m
         self.level_prior = level_prior
         self.use_traffic = use_traffic
+        self.log_mean = log_mean
         self.calibration_folds = calibration_folds
         self.calibration_rows = calibration_rows
         self.random_state = random_state
@@ -395,7 +399,9 @@ class AirQualityModel(FieldEstimator):
         m, s = anomaly._predict_rows(X, h)
         centre = m + level[inverse]
         sd = np.sqrt(np.nan_to_num(s) ** 2 + level_variance[inverse])
-        mean = np.exp(centre) - self.shift
+        # the mean of the log-normal, not its median exp(centre): the median of a right-skewed quantity sits
+        # below its mean, so the median would be biased low and score a larger squared error
+        mean = np.exp(centre + (0.5 * sd ** 2 if self.log_mean else 0.0)) - self.shift
         half = 0.5 * (np.exp(centre + Z90 * sd) - np.exp(centre - Z90 * sd))
         return mean, half / Z90
 
