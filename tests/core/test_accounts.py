@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from smartlondon.core import accounts
+from smartlondon.core import accounts, passwords
 from smartlondon.core.db import utcnow
 from smartlondon.core.errors import Conflict, NotAuthenticated, ValidationFailed
 from smartlondon.core.models import ApiToken, Organisation, User
@@ -35,6 +35,15 @@ def test_passwords_are_stored_as_argon2_hashes(db):
         assert accounts.authenticate_password(s, "ann", "correct horse battery").id == user.id
         assert accounts.authenticate_password(s, "ANN@example.org", "correct horse battery").id == user.id
         assert accounts.authenticate_password(s, "ann", "wrong password!") is None
+
+
+def test_the_product_hashes_with_argon2id_at_full_cost(production_password_hasher):
+    # The suite hashes cheaply (tests/conftest.py); the product's own hasher keeps argon2's RFC 9106
+    # low-memory parameters, and the product verifies such a hash.
+    stored = production_password_hasher.hash("correct horse battery")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert passwords.verify_password(stored, "correct horse battery")
+    assert not passwords.verify_password(stored, "wrong password!")
 
 
 def test_bad_users_are_refused_with_every_reason(db):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import jinja2
 import pytest
 
 from tests.catalogue.live_server import serve_app
@@ -45,16 +44,12 @@ SITES_CSV = ("site_code,site_name,borough,latitude,longitude,opened\n" + "".join
 
 
 
-@pytest.fixture(scope="module")
-def template_cache(tmp_path_factory: pytest.TempPathFactory) -> jinja2.BytecodeCache:
-    """Compiled templates shared by the tests' apps: each test builds a new app (and Jinja environment)."""
-    return jinja2.FileSystemBytecodeCache(str(tmp_path_factory.mktemp("jinja-cache")))
-
-
 @pytest.fixture
-def site(app, client, db, editor, template_cache) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
-    """The app, with a few datasets and an uploaded CSV, served by uvicorn on a free local port."""
-    app.state.templates.bytecode_cache = template_cache  # speed only: the same templates, compiled once
+def site(app, client, db, editor) -> Iterator[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The app, with a few datasets and an uploaded CSV, served by uvicorn on a free local port.
+
+    Its templates come compiled from the suite's shared cache (``compiled_templates`` in tests/conftest.py).
+    """
     with db.session() as session:
         for body in DATASETS:
             service.create_dataset(session, COMMAND_LINE, dict(body))
