@@ -136,13 +136,20 @@ def footprint(geom: BaseGeometry, crs: str = CRS84, field: str = "geometry", *,
 
 
 def _rounded(geojson: Any, places: int) -> dict[str, Any]:
+    def position(value: Any) -> list[Any]:
+        return [round(v, places) if isinstance(v, float) else v for v in value]
+
     def walk(value: Any) -> Any:
-        if isinstance(value, (list, tuple)):
-            return [walk(v) for v in value]
-        if isinstance(value, float):
-            return round(value, places)
-        return value
-    return {"type": geojson["type"], "coordinates": walk(geojson["coordinates"])}
+        # A list of positions (a ring or a line) is rounded in one comprehension, not a call per
+        # position and per coordinate: a whole-London import rounds about two million coordinates.
+        if value and value[0] and not isinstance(value[0][0], (list, tuple)):
+            return [position(v) for v in value]
+        return [walk(v) for v in value]
+
+    coordinates = geojson["coordinates"]
+    if coordinates and not isinstance(coordinates[0], (list, tuple)):  # a Point's single position
+        return {"type": geojson["type"], "coordinates": position(coordinates)}
+    return {"type": geojson["type"], "coordinates": walk(coordinates)}
 
 
 def parse_bbox(value: str | None, crs: str = CRS84, field: str = "bbox") -> BaseGeometry | None:
